@@ -1,0 +1,54 @@
+# NexusAPI - thin wrapper over CMake/CTest and the test suites.
+#
+#   make            build build/nexusapi
+#   make run        install what is missing, build, serve on :8000 (embedded database)
+#   make test       install what is missing, build with ASan+UBSan, run every test
+#   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+
+JOBS    ?= $(shell nproc)
+BUILD   := build
+ASAN    := build/asan
+PYTHON  := /usr/bin/python3
+NPM_STAMP := web/node_modules/.package-lock.json
+
+.PHONY: all build deps web run test unit e2e bench bench-quick clean format
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(NPM_STAMP): web/package.json web/package-lock.json
+	@cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+web: $(NPM_STAMP)
+
+build: web
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target nexusapi
+
+build-asan: web
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DNX_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+
+run: deps build
+	@./$(BUILD)/nexusapi serve
+
+test: deps build-asan
+	@$(MAKE) --no-print-directory unit e2e
+
+unit:
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+e2e:
+	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+bench: deps build
+	@bash bench/run.sh
+
+bench-quick: deps build
+	@BENCH_QUICK=1 bash bench/run.sh
+
+clean:
+	rm -rf build

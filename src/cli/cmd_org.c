@@ -1,0 +1,11 @@
+/* cmd_org.c - placeholder until the verb lands. */
+#include "core/nx.h"
+#include "cli/cli.h"
+
+int cmd_org(int argc, char **argv, nx_settings_t *s)
+{
+    NX_UNUSED(argc);
+    NX_UNUSED(argv);
+    NX_UNUSED(s);
+    return nx_cli_fail("\"org\" is not available yet");
+}

@@ -1,0 +1,82 @@
+/*
+ * settings.h - every setting, read once from the environment (and .env).
+ *
+ * One table in settings.c declares each setting's name, type, default,
+ * bounds and flags. nx_settings_load validates all of them; the result is
+ * read-only for the life of the process and published as nx_cfg.
+ */
+#ifndef NX_CONFIG_SETTINGS_H
+#define NX_CONFIG_SETTINGS_H
+
+#include "core/nx.h"
+
+enum nx_jwt_alg { NX_JWT_HS256 = 0, NX_JWT_HS384, NX_JWT_HS512 };
+enum nx_ai_provider { NX_AI_LOCAL = 0, NX_AI_GEMINI };
+
+struct nx_settings {
+    /* seed settings */
+    char *database_url;          /* NULL: embedded cluster */
+    bool debug;
+    char *app_name;
+    char *jwt_secret;            /* NULL until resolved; see nx_settings_finish */
+    int jwt_algorithm;           /* enum nx_jwt_alg */
+    int jwt_expiration_minutes;
+    /* server */
+    char *host;
+    int port;
+    int http_threads;
+    int http_max_connections;
+    int http_per_ip_connections;
+    int http_connection_timeout;  /* seconds */
+    int drain_timeout;            /* seconds */
+    int log_level;                /* enum nx_log_level */
+    bool log_text;
+    char *public_url;
+    /* embedded database */
+    char *data_dir;
+    char *pg_bindir;
+    char *pg_user;                /* account the cluster runs as when root */
+    /* Google sign-in */
+    char *google_client_id;
+    char *google_client_secret;
+    char *google_discovery_url;
+    int signup_credits;
+    /* jobs */
+    int worker_concurrency;
+    int job_max_attempts;
+    int job_retry_delay;          /* seconds */
+    int job_lease_seconds;
+    int job_retention_days;
+    int job_poll_ms;
+    int job_batch_size;
+    int ai_provider;              /* enum nx_ai_provider */
+    char *gemini_api_key;
+    char *gemini_model;
+    char *gemini_base_url;
+    int gemini_timeout;           /* seconds */
+};
+
+/* The loaded settings (NULL before nx_settings_load succeeds). */
+extern const nx_settings_t *nx_cfg;
+
+/*
+ * Reads the environment, then .env in the working directory for names the
+ * environment does not set. On a bad value: NX_EINVAL with err->detail the
+ * one-line message ("PORT: must be an integer between 0 and 65535").
+ * The settings are heap-owned until nx_settings_release.
+ */
+int nx_settings_load(nx_settings_t *s, nx_err_t *err);
+/*
+ * Resolves the JWT secret: checks a configured one (length, placeholder);
+ * with none configured in embedded mode, reads or creates
+ * NEXUS_DATA_DIR/jwt_secret. Called by verbs that sign or verify tokens.
+ */
+int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err);
+void nx_settings_release(nx_settings_t *s);
+/* Publishes s as nx_cfg. */
+void nx_settings_publish(const nx_settings_t *s);
+
+/* Writes "NAME=value" lines for every setting, secrets masked. */
+void nx_settings_dump(const nx_settings_t *s, int fd);
+
+#endif

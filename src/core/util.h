@@ -1,0 +1,36 @@
+/*
+ * util.h - small helpers every module needs: UUIDs, random bytes, time,
+ * UTF-8 validation, bounded integer parsing.
+ */
+#ifndef NX_CORE_UTIL_H
+#define NX_CORE_UTIL_H
+
+#include "core/nx.h"
+
+#define NX_UUID_LEN 36
+
+/* Fills buf with n bytes from the kernel CSPRNG. NX_OK or NX_EINTERNAL. */
+int nx_random_bytes(void *buf, size_t n);
+/* Writes a random (v4) UUID and its NUL into out[37]. */
+void nx_uuid_v4(char out[NX_UUID_LEN + 1]);
+/* True for a canonical 8-4-4-4-12 hex UUID (either case). */
+bool nx_uuid_valid(const char *s);
+
+/* Current UTC time as RFC 3339 ("2026-11-24T01:50:00.123Z"; millis if
+ * with_ms). */
+void nx_time_now_rfc3339(char *out, size_t size, bool with_ms);
+/* Monotonic clock in microseconds. */
+int64_t nx_time_mono_us(void);
+
+/* True when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
+bool nx_utf8_valid(const char *s, size_t n);
+/* Number of code points in valid UTF-8. */
+size_t nx_utf8_len(const char *s, size_t n);
+
+/* Parses a whole decimal integer in [min, max]. NX_OK or NX_EINVAL. */
+int nx_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+void nx_hex(const unsigned char *in, size_t n, char *out);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * db.h - the only door to PostgreSQL (libpq stays inside src/db/).
+ *
+ * Statements are declared once as static nx_stmt_t and prepared lazily per
+ * connection. Request code touches tenant tables only through a tenant
+ * transaction (nx_tx_*): set the organisation, check the user, run the
+ * handler's statements, all sent as one libpq pipeline - one round trip.
+ * Results live on an arena: their PQclear is registered as a cleanup.
+ */
+#ifndef NX_DB_DB_H
+#define NX_DB_DB_H
+
+#include "core/nx.h"
+
+/* A statement: a name unique in the process, its SQL, its parameter count.
+ * Parameters are text ($1..$n); NULL pointers are SQL NULL. */
+struct nx_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* ---- connections --------------------------------------------------------- */
+
+/* Opens a connection. role, when non-NULL, is assumed with SET ROLE (the
+ * runtime connects as the owner and becomes nexus_app). NX_EUNAVAILABLE. */
+int nx_db_connect(nx_db_t **out, const char *conninfo, const char *role, nx_err_t *err);
+void nx_db_free(nx_db_t *db);
+/* True when the connection is usable (not broken). */
+bool nx_db_ok(const nx_db_t *db);
+
+/*
+ * The calling thread's runtime connection (nexus_app), opened lazily with the
+ * process-wide target set by nx_db_set_runtime, and re-opened on the next call
+ * after a failure. Borrowed: owned by the thread, closed at thread exit.
+ */
+nx_db_t *nx_db_thread(nx_err_t *err);
+/* Sets the conninfo and role used by nx_db_thread. Call once at start-up. */
+void nx_db_set_runtime(const char *conninfo, const char *role);
+/* Closes the calling thread's connection (e.g. before the thread exits). */
+void nx_db_thread_close(void);
+
+/* ---- results ------------------------------------------------------------- */
+
+int nx_res_rows(const nx_res_t *r);
+int nx_res_cols(const nx_res_t *r);
+/* Text value (never NULL: "" for SQL NULL), its length, and NULL-ness. */
+const char *nx_res_get(const nx_res_t *r, int row, int col);
+int nx_res_len(const nx_res_t *r, int row, int col);
+bool nx_res_null(const nx_res_t *r, int row, int col);
+/* Number of rows an INSERT/UPDATE/DELETE touched. */
+long nx_res_affected(const nx_res_t *r);
+
+/* ---- single statements (no tenant: health, sign-in doors, the job queue) -- */
+
+/* Runs one prepared statement. The result lives on arena. */
+int nx_db_exec(nx_db_t *db, nx_arena_t *arena, const nx_stmt_t *st,
+               const char *const *params, nx_res_t **out, nx_err_t *err);
+/* Runs a plain SQL string with no parameters (DDL, LISTEN). Result on arena
+ * when out is non-NULL. */
+int nx_db_exec_sql(nx_db_t *db, nx_arena_t *arena, const char *sql, nx_res_t **out,
+                   nx_err_t *err);
+
+/* ---- tenant transactions ------------------------------------------------- */
+
+enum nx_tx_need { NX_TX_NONE = 0, NX_TX_MEMBER, NX_TX_ADMIN };
+
+/*
+ * Starts a tenant transaction on db for org_id. With user_id and need !=
+ * NX_TX_NONE, its first statement also checks that the user exists in that
+ * organisation (else NX_EUNAUTHORIZED) and, for NX_TX_ADMIN, is an admin
+ * (else NX_EFORBIDDEN) - in the same round trip as everything else.
+ * Returns NULL only on arena exhaustion.
+ */
+nx_tx_t *nx_tx_new(nx_db_t *db, nx_arena_t *arena, const char *org_id, const char *user_id,
+                   int need);
+/* Queues a statement; returns its index for nx_tx_res (or -1 on ENOMEM).
+ * params are copied. */
+int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params);
+/* Sends BEGIN, the tenant set-up, the queued statements and COMMIT as one
+ * pipeline. On any failure the whole transaction is rolled back and err is
+ * set from the first failing statement (via errmap). */
+int nx_tx_run(nx_tx_t *tx, nx_err_t *err);
+/* Result of queued statement idx after a successful run. */
+nx_res_t *nx_tx_res(nx_tx_t *tx, int idx);
+/* The caller's current role from the user check: "admin"/"member" or NULL. */
+const char *nx_tx_role(const nx_tx_t *tx);
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Maps a SQLSTATE to an NX_E* code (errmap.c is the only reader of SQLSTATE). */
+int nx_db_errmap(const char *sqlstate);
+
+#endif
