@@ -44,6 +44,8 @@ static const char *const providers[] = {"local", "gemini", NULL};
 
 static const struct setting table[] = {
     {"DATABASE_URL", T_STR, S(database_url), NULL, 0, 0, F_SECRET, NULL},
+    {"APP_DATABASE_URL", T_STR, S(app_database_url), NULL, 0, 0, F_SECRET, NULL},
+    {"WORKER_DATABASE_URL", T_STR, S(worker_database_url), NULL, 0, 0, F_SECRET, NULL},
     {"DEBUG", T_BOOL, S(debug), "false", 0, 0, 0, NULL},
     {"APP_NAME", T_STR, S(app_name), "NexusAPI", 0, 0, F_NONEMPTY, NULL},
     {"JWT_SECRET_KEY", T_STR, S(jwt_secret), NULL, 0, 0, F_SECRET, NULL},

@@ -15,7 +15,9 @@ enum nx_ai_provider { NX_AI_LOCAL = 0, NX_AI_GEMINI };
 
 struct nx_settings {
     /* seed settings */
-    char *database_url;          /* NULL: embedded cluster */
+    char *database_url;          /* NULL: embedded cluster (owner role) */
+    char *app_database_url;      /* runtime login as nexus_app; NULL: DATABASE_URL + SET ROLE */
+    char *worker_database_url;   /* worker login as nexus_worker; NULL: likewise */
     bool debug;
     char *app_name;
     char *jwt_secret;            /* NULL until resolved; see nx_settings_finish */
