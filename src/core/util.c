@@ -142,8 +142,8 @@ size_t nx_utf8_len(const char *str, size_t n)
 
 int nx_parse_int(const char *s, long long min, long long max, long long *out)
 {
-    if (!s || !*s)
-        return NX_EINVAL;
+    if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
+        return NX_EINVAL; /* no blanks, no '+', no empty string */
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);

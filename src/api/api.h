@@ -1,0 +1,37 @@
+/*
+ * api.h - helpers shared by the API handlers.
+ *
+ * Every authenticated handler touches the database through exactly one
+ * tenant transaction from nx_api_tx: it carries the caller's organisation
+ * and the user/role check, so the check costs no extra round trip.
+ */
+#ifndef NX_API_API_H
+#define NX_API_API_H
+
+#include "core/nx.h"
+#include "http/http.h"
+
+#define NX_PAGE_DEFAULT 20
+#define NX_PAGE_MAX 100
+
+/* The request's tenant transaction: the caller's organisation, and the
+ * user check at the route's level (admin routes need the admin role now,
+ * not just in the token). NULL with err set on failure. */
+nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);
+
+/* A page request: ?limit= (1-100, default 20) and ?cursor= (opaque). */
+typedef struct nx_page {
+    int limit;
+    const char *after_us; /* cursor position: created_at in epoch microseconds */
+    const char *after_id; /* ... and the row id breaking ties; NULL: first page */
+} nx_page_t;
+
+/* Parses ?limit and ?cursor. NX_EVALIDATION (field "limit"/"cursor"). */
+int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err);
+/* Renders a cursor for the row at (epoch microseconds, id); arena string. */
+const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id);
+
+/* A path parameter that must be a UUID; anything else is NX_ENOTFOUND. */
+int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * test_settings.c - configuration parsing and validation.
+ */
+#include "core/nx.h"
+#include "config/settings.h"
+#include "core/err.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char *const managed[] = {
+    "DATABASE_URL", "DEBUG", "JWT_SECRET_KEY", "JWT_ALGORITHM", "JWT_EXPIRATION_MINUTES",
+    "PORT", "HTTP_THREADS", "LOG_LEVEL", "LOG_FORMAT", "PUBLIC_URL", "AI_PROVIDER",
+    "NEXUS_DATA_DIR", "APP_NAME",
+};
+
+static char tmpdir[64];
+static char oldcwd[4096];
+
+static int setup(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NX_ARRAY_LEN(managed); i++)
+        unsetenv(managed[i]);
+    /* run in an empty directory so no stray .env is read */
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/nx-settings-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    assert_non_null(getcwd(oldcwd, sizeof(oldcwd)));
+    assert_int_equal(chdir(tmpdir), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(chdir(oldcwd), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static int load(nx_settings_t *s, nx_err_t *err)
+{
+    nx_err_clear(err);
+    return nx_settings_load(s, err);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_null(s.database_url);
+    assert_false(s.debug);
+    assert_string_equal(s.app_name, "NexusAPI");
+    assert_int_equal(s.jwt_algorithm, NX_JWT_HS256);
+    assert_int_equal(s.jwt_expiration_minutes, 60);
+    assert_string_equal(s.host, "0.0.0.0");
+    assert_int_equal(s.port, 8000);
+    assert_string_equal(s.data_dir, "./.nexus");
+    assert_int_equal(s.job_max_attempts, 3);
+    assert_int_equal(s.job_retry_delay, 5);
+    nx_settings_release(&s);
+}
+
+static void expect_error(const char *name, const char *value, const char *needle)
+{
+    nx_settings_t s;
+    nx_err_t err;
+    setenv(name, value, 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    unsetenv(name);
+    if (!strstr(err.detail, name) || !strstr(err.detail, needle))
+        fail_msg("detail \"%s\" lacks \"%s\" / \"%s\"", err.detail, name, needle);
+    assert_null(strchr(err.detail, '\n'));
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    expect_error("PORT", "abc", "integer");
+    expect_error("PORT", "70000", "between 0 and 65535");
+    expect_error("PORT", "", "integer");
+    expect_error("PORT", "80x", "integer");
+    expect_error("HTTP_THREADS", "0", "between");
+    expect_error("DEBUG", "maybe", "true or false");
+    expect_error("JWT_ALGORITHM", "RS256", "HS256, HS384, HS512");
+    expect_error("JWT_ALGORITHM", "none", "one of");
+    expect_error("LOG_LEVEL", "loud", "one of");
+    expect_error("PUBLIC_URL", "ftp://x", "URL");
+    expect_error("AI_PROVIDER", "openai", "local, gemini");
+    expect_error("JWT_EXPIRATION_MINUTES", "-5", "between");
+}
+
+static void test_secret_rules(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    setenv("JWT_SECRET_KEY", "short", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, "JWT_SECRET_KEY"));
+    assert_null(strstr(err.detail, "short")); /* never echo a secret */
+
+    setenv("JWT_SECRET_KEY", "change-me-in-production-use-strong-secret", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, "placeholder"));
+
+    setenv("DEBUG", "true", 1); /* allowed while debugging */
+    assert_int_equal(load(&s, &err), NX_OK);
+    nx_settings_release(&s);
+    unsetenv("DEBUG");
+
+    setenv("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(nx_settings_finish_secret(&s, &err), NX_OK);
+    nx_settings_release(&s);
+    unsetenv("JWT_SECRET_KEY");
+}
+
+static void test_generated_secret_is_kept(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    setenv("NEXUS_DATA_DIR", "./data", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(nx_settings_finish_secret(&s, &err), NX_OK);
+    char first[128];
+    snprintf(first, sizeof(first), "%s", s.jwt_secret);
+    assert_true(strlen(first) >= 32);
+    nx_settings_release(&s);
+
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(nx_settings_finish_secret(&s, &err), NX_OK);
+    assert_string_equal(s.jwt_secret, first);
+    nx_settings_release(&s);
+    unsetenv("NEXUS_DATA_DIR");
+
+    /* with an external database the secret must be given */
+    setenv("DATABASE_URL", "postgresql://x@127.0.0.1/db", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(nx_settings_finish_secret(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, "JWT_SECRET_KEY"));
+    nx_settings_release(&s);
+    unsetenv("DATABASE_URL");
+}
+
+static void test_dotenv(void **state)
+{
+    (void)state;
+    FILE *f = fopen(".env", "w");
+    assert_non_null(f);
+    fputs("# comment\n\nPORT=9001\nexport APP_NAME=\"Nexus Test\"\nLOG_LEVEL=debug # trailing\n"
+          "HTTP_THREADS = 3\n",
+          f);
+    fclose(f);
+    nx_settings_t s;
+    nx_err_t err;
+    setenv("HTTP_THREADS", "5", 1); /* the environment wins over .env */
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(s.port, 9001);
+    assert_string_equal(s.app_name, "Nexus Test");
+    assert_int_equal(s.log_level, 0);
+    assert_int_equal(s.http_threads, 5);
+    nx_settings_release(&s);
+    unsetenv("HTTP_THREADS");
+
+    f = fopen(".env", "w");
+    fputs("PORT=1\nthis line is wrong\n", f);
+    fclose(f);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, ".env: line 2"));
+    unlink(".env");
+}
+
+static void test_dump_masks_secrets(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    setenv("JWT_SECRET_KEY", "super-secret-value-0123456789abcdef", 1);
+    setenv("DATABASE_URL", "postgresql://u:pw@127.0.0.1/db", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    FILE *f = tmpfile();
+    nx_settings_dump(&s, fileno(f));
+    rewind(f);
+    char text[8192] = {0};
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    assert_true(n > 0);
+    assert_null(strstr(text, "super-secret"));
+    assert_null(strstr(text, "pw@"));
+    assert_non_null(strstr(text, "JWT_SECRET_KEY=********"));
+    nx_settings_release(&s);
+    unsetenv("JWT_SECRET_KEY");
+    unsetenv("DATABASE_URL");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generated_secret_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotenv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_masks_secrets, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
