@@ -109,7 +109,8 @@ class PostgresCluster:
         """A fresh database owned by a fresh non-superuser owner role.
         Returns (dbname, owner_dsn)."""
         name = "t_" + uuid.uuid4().hex[:12]
-        self.psql(f"CREATE ROLE {name} LOGIN CREATEROLE; CREATE DATABASE {name} OWNER {name};")
+        self.psql(f"CREATE ROLE {name} LOGIN CREATEROLE")
+        self.psql(f"CREATE DATABASE {name} OWNER {name}")
         return name, self.dsn(name, name)
 
 
