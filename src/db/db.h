@@ -28,6 +28,9 @@ int nx_db_connect(nx_db_t **out, const char *conninfo, const char *role, nx_err_
 void nx_db_free(nx_db_t *db);
 /* True when the connection is usable (not broken). */
 bool nx_db_ok(const nx_db_t *db);
+/* The constraint named by the last failed statement on db (e.g.
+ * "users_organisation_id_email_key"), or NULL. Borrowed until the next call. */
+const char *nx_db_constraint(const nx_db_t *db);
 
 /*
  * The calling thread's runtime connection (nexus_app), opened lazily with the
@@ -39,6 +42,10 @@ nx_db_t *nx_db_thread(nx_err_t *err);
 void nx_db_set_runtime(const char *conninfo, const char *role);
 /* Closes the calling thread's connection (e.g. before the thread exits). */
 void nx_db_thread_close(void);
+/* Exports conninfo as PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/... in this
+ * process's environment, so a spawned psql connects there without a password
+ * on its command line. NX_EINVAL for an unparsable conninfo (detail safe). */
+int nx_db_conninfo_export(const char *conninfo, nx_err_t *err);
 
 /* ---- results ------------------------------------------------------------- */
 
@@ -77,14 +84,18 @@ nx_tx_t *nx_tx_new(nx_db_t *db, nx_arena_t *arena, const char *org_id, const cha
 /* Queues a statement; returns its index for nx_tx_res (or -1 on ENOMEM).
  * params are copied. */
 int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params);
-/* Sends BEGIN, the tenant set-up, the queued statements and COMMIT as one
- * pipeline. On any failure the whole transaction is rolled back and err is
- * set from the first failing statement (via errmap). */
+/* Sends the tenant set-up and the queued statements as one pipeline ending
+ * in one Sync: one implicit transaction, one round trip. On any failure the
+ * whole transaction is rolled back and err is set from the first failing
+ * statement (via errmap; libpq text in log_detail only). */
 int nx_tx_run(nx_tx_t *tx, nx_err_t *err);
 /* Result of queued statement idx after a successful run. */
 nx_res_t *nx_tx_res(nx_tx_t *tx, int idx);
 /* The caller's current role from the user check: "admin"/"member" or NULL. */
 const char *nx_tx_role(const nx_tx_t *tx);
+/* After a failed run: the index (as from nx_tx_add) of the statement that
+ * failed, or -1 when the tenant set-up / user check failed or none did. */
+int nx_tx_failed(const nx_tx_t *tx);
 
 /* ---- errors -------------------------------------------------------------- */
 
