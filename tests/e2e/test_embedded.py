@@ -1,0 +1,216 @@
+"""The embedded database (issue 2, item 3), as a new user meets it: no
+DATABASE_URL, NEXUS_DATA_DIR pointing at an empty directory. Commands start
+the cluster for their duration and stop it; a running `serve` is reused;
+SIGINT leaves no postgres process; concurrent starts, a crashed owner and a
+stale postmaster.pid are handled."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+
+PG_CTL = os.path.join(harness.PG_BINDIR, "pg_ctl")
+
+
+def versions():
+    return sorted(f.split("_", 1)[0] for f in os.listdir(os.path.join(harness.ROOT, "migrations"))
+                  if re.match(r"^\d+_.+\.sql$", f))
+
+
+def cluster_pids(data):
+    """Processes working in the cluster directory (the postmaster and its
+    children all chdir there)."""
+    pg = os.path.realpath(os.path.join(data, "pg"))
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{p}/cwd") == pg:
+                out.append(int(p))
+        except OSError:
+            pass
+    return out
+
+
+def wait_no_cluster(data, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not cluster_pids(data):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def ok(r):
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r
+
+
+@pytest.fixture
+def data_dir():
+    """An empty NEXUS_DATA_DIR under /tmp (0755 parents, so the postgres
+    account can reach it when the tests run as root). Any cluster left
+    running is stopped, and the test fails."""
+    top = tempfile.mkdtemp(prefix="nexus-emb-", dir="/tmp")
+    os.chmod(top, 0o755)
+    data = os.path.join(top, "data")
+    yield data
+    left = cluster_pids(data)
+    if left:
+        pw = harness._pg_user()
+        subprocess.run([PG_CTL, "-D", os.path.join(data, "pg"), "-m", "immediate", "stop"],
+                       preexec_fn=harness._demote(pw) if pw else None, capture_output=True)
+    shutil.rmtree(top, ignore_errors=True)
+    assert not left, f"postgres processes left behind: {left}"
+
+
+def emb_env(data, **extra):
+    return harness.base_env(NEXUS_DATA_DIR=data, DATABASE_URL=None, APP_DATABASE_URL=None,
+                            WORKER_DATABASE_URL=None, LOG_LEVEL="info", **extra)
+
+
+def start_server(env):
+    try:
+        return harness.Server(env)
+    except RuntimeError as e:
+        if "not available" in str(e):
+            pytest.skip("serve is not available yet")
+        raise
+
+
+def test_command_starts_and_stops_the_cluster(data_dir):
+    env = emb_env(data_dir)
+    r = ok(harness.run_cli(["migrate", "current"], env))
+    assert r.stdout.startswith("base"), r.stdout
+    assert "initialising the embedded database" in r.stderr
+    assert os.path.exists(os.path.join(data_dir, "pg", "PG_VERSION"))
+    assert not cluster_pids(data_dir), "the command left its cluster running"
+
+    r = ok(harness.run_cli(["migrate", "upgrade", "head"], env))
+    assert "initialising" not in r.stderr
+    assert not cluster_pids(data_dir)
+
+    # a second run reuses the cluster and its data
+    r = ok(harness.run_cli(["migrate", "current"], env))
+    assert "(head)" in r.stdout and "pending" not in r.stdout
+    assert "initialising" not in r.stderr and "starting the embedded database" in r.stderr
+    assert not cluster_pids(data_dir)
+    hist = ok(harness.run_cli(["migrate", "history"], env)).stdout.splitlines()
+    assert [ln.split()[0] for ln in hist] == list(reversed(versions()))
+    assert all("applied" in ln for ln in hist)
+
+
+def test_private_socket_and_files(data_dir):
+    env = emb_env(data_dir)
+    ok(harness.run_cli(["migrate", "current"], env))
+    st = os.stat(os.path.join(data_dir, "pg"))
+    assert st.st_mode & 0o077 == 0
+    run = os.path.join(data_dir, "run")
+    assert os.stat(run).st_mode & 0o777 == 0o700
+    if os.geteuid() == 0:
+        pw = harness._pg_user()
+        assert st.st_uid == pw.pw_uid and os.stat(run).st_uid == pw.pw_uid
+        assert os.stat(data_dir).st_uid == 0  # DATA_DIR itself stays ours
+    conf = open(os.path.join(data_dir, "pg", "nexus.conf")).read()
+    assert "listen_addresses = ''" in conf
+
+
+def test_concurrent_first_starts(data_dir):
+    env = emb_env(data_dir)
+    procs = [subprocess.Popen([harness.BIN, "migrate", "upgrade", "head"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tempfile.gettempdir())
+             for _ in range(3)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    stderr = "".join(err for _, err in outs)
+    assert stderr.count("initialising the embedded database") == 1
+    applied = sorted(ln.split()[1] for out, _ in outs for ln in out.splitlines()
+                     if ln.startswith("applied "))
+    assert applied == versions()
+    assert wait_no_cluster(data_dir, 10), "the last command out did not stop the cluster"
+    r = ok(harness.run_cli(["migrate", "check"], env))
+    assert "up to date" in r.stdout
+
+
+def test_long_data_dir_uses_a_short_socket_dir(data_dir):
+    deep = os.path.join(data_dir, "x" * 60, "y" * 60)
+    os.makedirs(deep, mode=0o755)
+    for d in (data_dir, os.path.dirname(deep), deep):
+        os.chmod(d, 0o755)
+    env = emb_env(deep)
+    try:
+        r = ok(harness.run_cli(["migrate", "current"], env))
+        assert r.stdout.startswith("base")
+        assert not os.path.exists(os.path.join(deep, "run"))
+    finally:
+        left = cluster_pids(deep)
+    assert not left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to the postgres account")
+def test_unreachable_data_dir_is_a_clear_error(data_dir):
+    os.makedirs(data_dir, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    r = harness.run_cli(["migrate", "current"], emb_env(os.path.join(data_dir, "inner")))
+    assert r.returncode == 1
+    assert "not reachable by the account" in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("nexusapi:")]) == 1
+
+
+def test_stale_postmaster_pid_naming_a_live_stranger(data_dir):
+    env = emb_env(data_dir)
+    ok(harness.run_cli(["migrate", "current"], env))
+    # after a crash, the pid in postmaster.pid may belong to another process
+    with open(os.path.join(data_dir, "pg", "postmaster.pid"), "w") as f:
+        f.write(f"{os.getpid()}\n{os.path.join(data_dir, 'pg')}\n1700000000\n5432\n"
+                f"{os.path.join(data_dir, 'run')}\n\n  5432001         0\nready   \n")
+    # and so may the one in the socket directory's lock file
+    with open(os.path.join(data_dir, "run", ".s.PGSQL.5432.lock"), "w") as f:
+        f.write(f"{os.getpid()}\n{os.path.join(data_dir, 'pg')}\n1700000000\n5432\n"
+                f"{os.path.join(data_dir, 'run')}\n")
+    r = ok(harness.run_cli(["migrate", "current"], env, timeout=120))
+    assert r.stdout.startswith("base")
+    assert not cluster_pids(data_dir)
+
+
+def test_serve_shares_the_cluster_and_sigint_stops_it(data_dir):
+    env = emb_env(data_dir)
+    srv = start_server(env)
+    try:
+        assert cluster_pids(data_dir)
+        r = ok(harness.run_cli(["migrate", "current"], env))
+        assert "(head)" in r.stdout  # serve migrated it at start
+        assert "starting the embedded database" not in r.stderr
+        assert "stopping the embedded database" not in r.stderr
+        assert cluster_pids(data_dir), "migrate stopped the cluster serve is using"
+        assert srv.proc.poll() is None
+    finally:
+        rc = srv.stop(signal.SIGINT)
+        log = srv.log()
+        os.unlink(srv.logfile.name)
+    assert rc == 0, log
+    assert wait_no_cluster(data_dir, 10), "SIGINT left postgres running"
+
+
+def test_cluster_of_a_crashed_serve_is_reused_then_stopped(data_dir):
+    env = emb_env(data_dir)
+    srv = start_server(env)
+    try:
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
+    finally:
+        os.unlink(srv.logfile.name)
+    assert cluster_pids(data_dir), "postgres should outlive a SIGKILLed serve"
+    r = ok(harness.run_cli(["migrate", "current"], env))
+    assert "(head)" in r.stdout
+    assert "starting the embedded database" not in r.stderr
+    assert wait_no_cluster(data_dir, 10), "the last nexusapi out did not stop the cluster"
