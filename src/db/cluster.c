@@ -52,7 +52,9 @@
 extern char **environ;
 
 struct nx_cluster {
-    char base[PATH_MAX];    /* absolute NEXUS_DATA_DIR */
+    char base[PATH_MAX];    /* absolute NEXUS_DATA_DIR: locks, secret */
+    char home[PATH_MAX];    /* the cluster's files: base, or a directory under
+                               /var/lib/nexusapi when root's base is private */
     char pgdata[PATH_MAX + 8];
     char log[PATH_MAX + 8];
     char sockdir[PATH_MAX + 8];
@@ -116,7 +118,7 @@ static int run_tool(const nx_cluster_t *c, char *const argv[], bool quiet)
     else
         posix_spawn_file_actions_addopen(&fa, 1, c->log, O_WRONLY | O_APPEND | O_CREAT, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawn_file_actions_addchdir_np(&fa, c->base);
+    posix_spawn_file_actions_addchdir_np(&fa, c->home);
     pid_t pid;
     int rc = posix_spawn(&pid, args[0], &fa, &at, args, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -211,7 +213,7 @@ static uint64_t fnv1a(const char *s)
 static int prepare_sockdir(nx_cluster_t *c, nx_err_t *err)
 {
     struct sockaddr_un sa;
-    snprintf(c->sockdir, sizeof(c->sockdir), "%s/run", c->base);
+    snprintf(c->sockdir, sizeof(c->sockdir), "%s/run", c->home);
     if (strlen(c->sockdir) + strlen("/.s.PGSQL.5432") >= sizeof(sa.sun_path))
         snprintf(c->sockdir, sizeof(c->sockdir), "/tmp/nexus-%016llx",
                  (unsigned long long)fnv1a(c->base));
@@ -239,13 +241,28 @@ static int prepare_dirs(nx_cluster_t *c, const nx_settings_t *s, nx_err_t *err)
     if (!realpath(s->data_dir, c->base))
         return nx_err_set(err, NX_EUNAVAILABLE, "cannot resolve the data directory \"%s\"",
                           s->data_dir);
-    snprintf(c->pgdata, sizeof(c->pgdata), "%s/pg", c->base);
-    snprintf(c->log, sizeof(c->log), "%s/pg.log", c->base);
+    snprintf(c->home, sizeof(c->home), "%s", c->base);
     if (c->root) {
         struct stat st;
         /* the account must traverse DATA_DIR; it gets no rights to list it */
         if (stat(c->base, &st) == 0 && (st.st_mode & 0111) != 0111)
             chmod(c->base, (st.st_mode & 07777) | 0111);
+        if (!account_can_use(c, c->base, "-x")) {
+            /* A checkout under a private home (/root): keep the cluster's
+             * files where the account can reach them, one directory per
+             * data directory. Locks and the JWT secret stay in DATA_DIR. */
+            snprintf(c->home, sizeof(c->home), "/var/lib/nexusapi/%016llx",
+                     (unsigned long long)fnv1a(c->base));
+            if (mkdir_p(c->home, 0700) != 0 || give(c, c->home) != 0)
+                return nx_err_set(err, NX_EUNAVAILABLE, "cannot create \"%s\"", c->home);
+            chmod("/var/lib/nexusapi", 0755);
+            nx_log(NX_LOG_DEBUG, "cluster files kept outside the data directory",
+                   NX_LS("dir", c->home));
+        }
+    }
+    snprintf(c->pgdata, sizeof(c->pgdata), "%s/pg", c->home);
+    snprintf(c->log, sizeof(c->log), "%s/pg.log", c->home);
+    if (c->root) {
         int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0 || fchown(fd, c->uid, c->gid) != 0) {
             if (fd >= 0)
@@ -253,12 +270,12 @@ static int prepare_dirs(nx_cluster_t *c, const nx_settings_t *s, nx_err_t *err)
             return nx_err_set(err, NX_EUNAVAILABLE, "cannot create \"%s\"", c->log);
         }
         close(fd);
-        if (!account_can_use(c, c->base, "-x") || !account_can_use(c, c->log, "-w"))
+        if (!account_can_use(c, c->home, "-x") || !account_can_use(c, c->log, "-w"))
             return nx_err_set(err, NX_EUNAVAILABLE,
                               "the data directory \"%s\" is not reachable by the account \"%s\" "
                               "that runs PostgreSQL as root; make every parent directory "
                               "searchable by it (chmod o+x) or set NEXUS_DATA_DIR elsewhere "
-                              "(e.g. under /var/lib or /srv)", c->base, c->user);
+                              "(e.g. under /var/lib or /srv)", c->home, c->user);
     }
     return prepare_sockdir(c, err);
 }
@@ -399,7 +416,7 @@ static bool is_running(nx_cluster_t *c)
 static int init_cluster(nx_cluster_t *c, nx_err_t *err)
 {
     char tmp[PATH_MAX + 16], path[PATH_MAX + 32], initdb[PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s/pg.init", c->base);
+    snprintf(tmp, sizeof(tmp), "%s/pg.init", c->home);
     if (rm_rf(tmp) != 0)
         return nx_err_set(err, NX_EUNAVAILABLE, "cannot remove a partial \"%s\"", tmp);
     if (exists(c->pgdata) && rmdir(c->pgdata) != 0)
