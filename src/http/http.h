@@ -87,4 +87,14 @@ int nx_resp_header(nx_req_t *req, const char *name, const char *value);
 typedef int (*nx_work_cb)(nx_req_t *req, void *ud, nx_err_t *err);
 int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud);
 
+/*
+ * Authentication of NX_ROUTE_AUTH / NX_ROUTE_ADMIN routes. The auth module
+ * registers its function (e.g. nx_auth_request) once at start-up, before
+ * nx_http_start; it runs after routing and before the body is read, fills
+ * req->auth, and returns NX_OK or NX_EUNAUTHORIZED / NX_EFORBIDDEN with err
+ * set. While none is registered, every such route answers 401.
+ */
+typedef int (*nx_auth_hook_cb)(nx_req_t *req, nx_err_t *err);
+void nx_http_set_auth_hook(nx_auth_hook_cb fn);
+
 #endif

@@ -1,0 +1,249 @@
+/*
+ * conn.c - one request's life inside libmicrohttpd's access handler.
+ *
+ * MHD calls the handler several times per request:
+ *   1. headers parsed: create the request arena and state, assign the
+ *      request id, route, authenticate, check Content-Type/Length. An error
+ *      is only recorded here - queueing a response on the first call loses
+ *      keep-alive - unless the client announced a body, which we then refuse
+ *      at once instead of reading it.
+ *   2. zero or more body chunks: appended under the 1 MiB ceiling; a
+ *      chunked body passing it is cut off (connection closed) - MHD allows
+ *      no response mid-body; a too-long Content-Length got 413 in step 1.
+ *   3. request complete: parse the JSON body, run the handler, queue.
+ * A handler may offload slow work (nx_req_offload): the connection is
+ * suspended, a helper thread runs the work and resumes it, and MHD calls
+ * the handler once more to queue the response.
+ *
+ * The request arena is freed in the completion callback, which MHD runs on
+ * every ending - response sent, client gone, timeout, shutdown - so results,
+ * transactions and parsed JSON registered on it are always released.
+ */
+#include "core/nx.h"
+#include "http/http_int.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+atomic_int nx_http_inflight_count;
+atomic_int nx_http_offload_count;
+
+static nx_http_conn_t *conn_begin(struct MHD_Connection *c, const char *url,
+                                  const char *method)
+{
+    nx_arena_t *arena = nx_arena_new(NX_HTTP_ARENA_CHUNK);
+    if (!arena)
+        return NULL;
+    nx_http_conn_t *hc = nx_arena_calloc(arena, sizeof(*hc));
+    const char *id = hc ? nx_mw_request_id(
+                              arena, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                 "X-Request-ID"))
+                        : NULL;
+    if (!id) {
+        nx_arena_free(arena);
+        return NULL;
+    }
+    hc->req.arena = arena;
+    hc->req.conn = hc;
+    hc->req.method = method;
+    hc->req.path = url;
+    hc->req.request_id = id;
+    hc->mhd = c;
+    hc->start_us = nx_time_mono_us();
+    atomic_fetch_add(&nx_http_inflight_count, 1);
+    return hc;
+}
+
+/* Step 1: everything that can be decided from the headers alone. */
+static void check_headers(nx_http_conn_t *hc)
+{
+    nx_req_t *req = &hc->req;
+    const char *cl = nx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = nx_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    hc->has_body = te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+
+    if (nx_router_match(req, req->method, req->path, &hc->err) != NX_OK)
+        return;
+    int flags = req->route_entry->flags;
+    if ((flags & (NX_ROUTE_AUTH | NX_ROUTE_ADMIN)) && nx_http_run_auth(req, &hc->err) != NX_OK)
+        return;
+    if (!hc->has_body)
+        return;
+    if ((flags & NX_ROUTE_JSON) &&
+        nx_mw_check_content_type(nx_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+                                 &hc->err) != NX_OK)
+        return;
+    nx_mw_check_content_length(cl, &hc->err);
+}
+
+/* Turns the recorded response into an MHD response and queues it. */
+static enum MHD_Result respond(nx_http_conn_t *hc)
+{
+    if (hc->state != NX_CONN_READY)
+        nx_problem_render(&hc->req, hc->err.code ? hc->err.code : NX_EINTERNAL, &hc->err);
+    struct nx_resp *r = &hc->resp;
+    struct MHD_Response *mr =
+        MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
+    if (!mr)
+        return MHD_NO;
+    bool ok = MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) &&
+              MHD_add_response_header(mr, "X-Request-ID", hc->req.request_id);
+    for (struct nx_resp_hdr *h = r->headers; h && ok; h = h->next)
+        ok = MHD_add_response_header(mr, h->name, h->value);
+    if (ok && nx_http_draining())
+        ok = MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = ok ? MHD_queue_response(hc->mhd, (unsigned)r->status, mr) : MHD_NO;
+    MHD_destroy_response(mr);
+    if (rc == MHD_YES)
+        hc->state = NX_CONN_QUEUED;
+    return rc;
+}
+
+/* Step 3: the whole request is in; run the handler. */
+static enum MHD_Result dispatch(nx_http_conn_t *hc)
+{
+    nx_req_t *req = &hc->req;
+    if (hc->err.code)
+        return respond(hc);
+    if (hc->body_init) {
+        req->body = hc->body.data;
+        req->body_len = hc->body.len;
+    }
+    if ((req->route_entry->flags & NX_ROUTE_JSON) &&
+        nx_mw_parse_json_object(req->arena, req->body, req->body_len, &req->json,
+                                &hc->err) != NX_OK)
+        return respond(hc);
+    int rc = req->route_entry->handler(req, &hc->err);
+    if (hc->work)
+        return MHD_YES; /* offloaded: the helper thread owns req until it resumes */
+    if (rc != NX_OK)
+        nx_problem_render(req, rc, &hc->err);
+    else if (hc->state != NX_CONN_READY)
+        nx_err_log(&hc->err, "handler for %s %s set no response", req->method, req->route);
+    return respond(hc);
+}
+
+static enum MHD_Result on_body(nx_http_conn_t *hc, const char *data, size_t *size)
+{
+    if (!hc->err.code) {
+        if (!hc->body_init) {
+            nx_buf_init(&hc->body, hc->req.arena, NX_BODY_MAX);
+            hc->body_init = true;
+        }
+        nx_mw_body_append(&hc->body, data, *size, &hc->err);
+    }
+    *size = 0;
+    /* Past the limit: read no further. MHD cannot queue a response while a
+     * body is being received (only from the headers or once the request is
+     * complete), so the connection is closed; the access log records 413. A
+     * body announced with Content-Length was refused before reading, with a
+     * proper 413 problem (check_headers). */
+    return hc->err.code ? MHD_NO : MHD_YES;
+}
+
+enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload, size_t *upload_size, void **con_cls)
+{
+    nx_http_conn_t *hc = *con_cls;
+    if (!hc) {
+        if (!(hc = conn_begin(c, url, method)))
+            return MHD_NO; /* out of memory: drop the connection */
+        *con_cls = hc;
+        check_headers(hc);
+        return hc->err.code && hc->has_body ? respond(hc) : MHD_YES;
+    }
+    switch (hc->state) {
+    case NX_CONN_QUEUED:
+        *upload_size = 0; /* already answered; discard what still arrives */
+        return MHD_YES;
+    case NX_CONN_READY:
+        return respond(hc); /* resumed after offloaded work */
+    default:
+        break;
+    }
+    if (*upload_size)
+        return on_body(hc, upload, upload_size);
+    return dispatch(hc);
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return NULL;
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        return "client-closed";
+    default:
+        return "error";
+    }
+}
+
+void nx_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe)
+{
+    nx_http_conn_t *hc = *con_cls;
+    if (!hc)
+        return;
+    *con_cls = NULL;
+    int status = hc->state == NX_CONN_QUEUED ? hc->resp.status
+                 : hc->err.code                ? nx_err_status(hc->err.code)
+                                               : 499; /* client went away */
+    nx_mw_access_log(&hc->req, status, nx_time_mono_us() - hc->start_us,
+                     termination_name(toe));
+    nx_arena_free(hc->req.arena);
+    atomic_fetch_sub(&nx_http_inflight_count, 1);
+}
+
+/* ---- offloading ---------------------------------------------------------- */
+
+static void run_work(nx_http_conn_t *hc)
+{
+    nx_err_t err = {0};
+    int rc = hc->work(&hc->req, hc->work_ud, &err);
+    if (rc != NX_OK)
+        nx_problem_render(&hc->req, rc, &err);
+    else if (hc->state != NX_CONN_READY)
+        nx_problem_render(&hc->req, NX_EINTERNAL, &err);
+}
+
+static void *offload_main(void *p)
+{
+    nx_http_conn_t *hc = p;
+    run_work(hc);
+    MHD_resume_connection(hc->mhd);
+    atomic_fetch_sub(&nx_http_offload_count, 1);
+    return NULL;
+}
+
+int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    NX_ASSERT(!hc->work);
+    hc->work = work;
+    hc->work_ud = ud;
+    hc->state = NX_CONN_OFFLOADED;
+    atomic_fetch_add(&nx_http_offload_count, 1);
+    MHD_suspend_connection(hc->mhd);
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, offload_main, hc) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started)
+        offload_main(hc); /* no thread: run it here, still resumed the same way */
+    return NX_OK;
+}

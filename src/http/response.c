@@ -1,0 +1,91 @@
+/*
+ * response.c - what handlers call to answer (nx_resp_*).
+ *
+ * Nothing is sent here: the response (status, content type, body, extra
+ * headers) is recorded on the request, and conn.c turns it into a
+ * libmicrohttpd response once the handler returns. Bodies are copied to the
+ * request arena unless they are static (embedded files), so a handler may
+ * answer from a stack buffer or a PGresult about to be cleared.
+ */
+#include "core/nx.h"
+#include "http/http_int.h"
+#include "core/arena.h"
+#include "core/buf.h"
+
+#include <string.h>
+
+static int set(nx_req_t *req, int status, const char *ct, const char *body, size_t len)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    struct nx_resp_hdr *keep = hc->resp.headers;
+    hc->resp = (struct nx_resp){.status = status,
+                                .content_type = ct ? ct : "application/json",
+                                .body = body ? body : "",
+                                .len = body ? len : 0,
+                                .headers = keep};
+    req->status = status;
+    hc->state = NX_CONN_READY;
+    return NX_OK;
+}
+
+int nx_resp_send(nx_req_t *req, int status, const char *content_type, const char *body,
+                 size_t len)
+{
+    char *copy = NULL;
+    if (body) {
+        copy = nx_arena_alloc(req->arena, len + 1);
+        if (!copy)
+            return NX_ENOMEM;
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+    }
+    if (content_type && !(content_type = nx_arena_strdup(req->arena, content_type)))
+        return NX_ENOMEM;
+    return set(req, status, content_type, copy, len);
+}
+
+int nx_resp_json(nx_req_t *req, int status, const char *body, size_t len)
+{
+    return nx_resp_send(req, status, NULL, body, len);
+}
+
+static int dump_cb(const char *p, size_t n, void *ud)
+{
+    return nx_buf_append(ud, p, n) == NX_OK ? 0 : -1;
+}
+
+int nx_resp_jansson(nx_req_t *req, int status, json_t *value)
+{
+    if (!value)
+        return NX_ENOMEM;
+    nx_buf_t b;
+    nx_buf_init(&b, req->arena, (size_t)64 << 20);
+    int rc = json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(value);
+    if (rc != 0 || !b.data)
+        return NX_ENOMEM;
+    return set(req, status, NULL, b.data, b.len);
+}
+
+int nx_resp_static(nx_req_t *req, int status, const char *content_type,
+                   const unsigned char *body, size_t len, const char *cache_control)
+{
+    if (cache_control && nx_resp_header(req, "Cache-Control", cache_control) != NX_OK)
+        return NX_ENOMEM;
+    return set(req, status, content_type, (const char *)body, len);
+}
+
+int nx_resp_header(nx_req_t *req, const char *name, const char *value)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    struct nx_resp_hdr *h = nx_arena_alloc(req->arena, sizeof(*h));
+    if (!h)
+        return NX_ENOMEM;
+    h->name = nx_arena_strdup(req->arena, name);
+    h->value = nx_arena_strdup(req->arena, value);
+    if (!h->name || !h->value)
+        return NX_ENOMEM;
+    h->next = hc->resp.headers;
+    hc->resp.headers = h;
+    return NX_OK;
+}

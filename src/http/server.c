@@ -1,0 +1,152 @@
+/*
+ * server.c - the libmicrohttpd daemon: start, drain, stop.
+ *
+ * Internal thread pool (HTTP_THREADS) on epoll. Limits that keep the server
+ * alive under abuse:
+ *   - CONNECTION_MEMORY_LIMIT (32 KiB) bounds what one connection may use
+ *     for its request line and headers: a bigger header gets MHD's own 431
+ *     and the connection closed;
+ *   - CONNECTION_LIMIT / PER_IP_CONNECTION_LIMIT bound sockets;
+ *   - CONNECTION_TIMEOUT closes idle connections. MHD restarts it on every
+ *     byte, so a client trickling bytes is only bounded by the per-IP cap:
+ *     run a reverse proxy with request deadlines in front in production.
+ * Shutdown: quiesce (stop accepting), mark draining (responses now carry
+ * Connection: close), wait for in-flight requests up to the drain timeout,
+ * wait for offloaded work (a suspended connection must be resumed before
+ * MHD_stop_daemon), then stop the daemon, which closes idle connections and
+ * joins the pool threads; their per-thread database connections close at
+ * thread exit.
+ */
+#include "core/nx.h"
+#include "http/server.h"
+#include "http/http_int.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NX_HTTP_MEMORY_LIMIT (32 * 1024)
+#define NX_HTTP_BACKLOG 1024
+
+static struct MHD_Daemon *daemon_;
+static atomic_bool draining;
+static nx_auth_hook_cb auth_hook;
+
+bool nx_http_draining(void) { return atomic_load(&draining); }
+
+void nx_http_set_auth_hook(nx_auth_hook_cb fn) { auth_hook = fn; }
+
+int nx_http_run_auth(nx_req_t *req, nx_err_t *err)
+{
+    if (!auth_hook)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "Authentication is required.");
+    int rc = auth_hook(req, err);
+    if (rc != NX_OK && !err->code)
+        nx_err_set(err, rc, NULL);
+    return rc;
+}
+
+int nx_http_inflight(void) { return atomic_load(&nx_http_inflight_count); }
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    nx_log(NX_LOG_WARN, "http server", NX_LS("detail", msg));
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, nx_err_t *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res)
+        return nx_err_set(err, NX_EINVAL, "HOST: cannot resolve \"%s\"", host);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    return NX_OK;
+}
+
+int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
+{
+    if (nx_router_init(o->routes, o->nroutes, err) != NX_OK)
+        return err->code;
+    struct sockaddr_storage ss = {0};
+    if (resolve(o->host, o->port, &ss, err) != NX_OK)
+        return err->code;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    atomic_store(&draining, false);
+    errno = 0;
+    daemon_ = MHD_start_daemon(
+        flags, 0, NULL, NULL, nx_http_on_request, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)NX_HTTP_MEMORY_LIMIT,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)NX_HTTP_BACKLOG,
+        MHD_OPTION_NOTIFY_COMPLETED, nx_http_on_completed, NULL,
+        MHD_OPTION_END);
+    if (!daemon_) {
+        nx_err_log(err, "MHD_start_daemon: %s", errno ? strerror(errno) : "failed");
+        return nx_err_set(err, NX_EUNAVAILABLE, "could not listen on %s:%d", o->host,
+                          o->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info && info->port ? info->port : o->port;
+    return NX_OK;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int nx_http_shutdown(int drain_seconds)
+{
+    if (!daemon_)
+        return 0;
+    atomic_store(&draining, true);
+    MHD_socket lsock = MHD_quiesce_daemon(daemon_);
+    int64_t deadline = nx_time_mono_us() + (int64_t)drain_seconds * 1000000;
+    while (nx_http_inflight() > 0 && nx_time_mono_us() < deadline)
+        sleep_ms(10);
+    int left = nx_http_inflight();
+    if (left > 0)
+        nx_log(NX_LOG_WARN, "drain timeout reached", NX_LI("in_flight", left));
+    /* MHD may not be stopped with suspended connections: let offloaded work
+     * (bounded by its own outbound timeouts) finish and resume them. */
+    for (int i = 0; atomic_load(&nx_http_offload_count) > 0; i++) {
+        if (i % 500 == 0)
+            nx_log(NX_LOG_WARN, "waiting for offloaded requests",
+                   NX_LI("count", atomic_load(&nx_http_offload_count)));
+        sleep_ms(10);
+    }
+    MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    return left;
+}
