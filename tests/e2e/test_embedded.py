@@ -157,13 +157,28 @@ def test_long_data_dir_uses_a_short_socket_dir(data_dir):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to the postgres account")
-def test_unreachable_data_dir_is_a_clear_error(data_dir):
+def test_private_data_dir_as_root_keeps_the_cluster_reachable(data_dir):
+    """A checkout under a private home (/root, 0700): the postgres account
+    cannot reach ./.nexus, so the cluster's files go under /var/lib/nexusapi
+    while the locks and the JWT secret stay in the data directory."""
+    if os.geteuid() != 0:
+        pytest.skip("only a root process hands the cluster to another account")
     os.makedirs(data_dir, mode=0o700)
     os.chmod(data_dir, 0o700)
-    r = harness.run_cli(["migrate", "current"], emb_env(os.path.join(data_dir, "inner")))
-    assert r.returncode == 1
-    assert "not reachable by the account" in r.stderr
-    assert len([ln for ln in r.stderr.splitlines() if ln.startswith("nexusapi:")]) == 1
+    inner = os.path.join(data_dir, "inner")
+    r = ok(harness.run_cli(["migrate", "current"], emb_env(inner)))
+    assert r.stdout.startswith("base")
+    m = re.search(r"/var/lib/nexusapi/[0-9a-f]{16}", r.stderr)
+    assert m, r.stderr
+    home = m.group(0)
+    try:
+        assert os.path.isdir(os.path.join(home, "pg"))
+        assert not os.path.exists(os.path.join(inner, "pg"))
+        r = ok(harness.run_cli(["migrate", "current"], emb_env(inner)))
+        assert "initialising" not in r.stderr  # the second run reuses the cluster
+        assert not cluster_pids(home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_stale_postmaster_pid_naming_a_live_stranger(data_dir):

@@ -1,0 +1,103 @@
+/*
+ * organisation.c - the caller's organisation: GET (members) and PATCH
+ * (admins: name, auto_join). Row-level security confines both statements
+ * to the caller's organisation; the explicit filter is defence in depth.
+ */
+#include "core/nx.h"
+#include "api/accounts.h"
+#include "api/api.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "db/db.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static const nx_stmt_t st_get = {
+    "api_organisation_get",
+    "SELECT nx_org_json(o)::text, "
+    "(SELECT count(*) FROM users u WHERE u.organisation_id = $1)::text, "
+    "coalesce((SELECT c.balance FROM org_credits c WHERE c.organisation_id = $1), 0)::text "
+    "FROM organisations o WHERE o.id = $1",
+    1,
+};
+
+static const nx_stmt_t st_patch = {
+    "api_organisation_patch",
+    "UPDATE organisations o SET name = coalesce($2::text, o.name), "
+    "auto_join = coalesce($3::boolean, o.auto_join) "
+    "WHERE o.id = $1 RETURNING nx_org_json(o)::text",
+    3,
+};
+
+int nx_api_organisation_get(nx_req_t *req, nx_err_t *err)
+{
+    const char *params[] = {req->auth.org_id};
+    nx_res_t *r;
+    int rc = nx_api_tx_one(req, &st_get, params, &r, err);
+    if (rc != NX_OK)
+        return rc;
+    if (nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_ENOTFOUND, "No such organisation.");
+    /* {...org} + member_count + credit_balance: splice before the last brace */
+    const char *org = nx_res_get(r, 0, 0);
+    int n = nx_res_len(r, 0, 0);
+    while (n > 0 && org[n - 1] != '}')
+        n--;
+    char *body = n > 1 ? nx_arena_sprintf(req->arena, "%.*s, \"member_count\" : %s, "
+                                                      "\"credit_balance\" : %s}",
+                                          n - 1, org, nx_res_get(r, 0, 1), nx_res_get(r, 0, 2))
+                       : NULL;
+    if (!body)
+        return nx_err_set(err, n > 1 ? NX_ENOMEM : NX_EINTERNAL, NULL);
+    return nx_resp_json(req, 200, body, strlen(body));
+}
+
+/* Checks the PATCH body; fills name / auto_join ("true"/"false") or NULL. */
+static int parse_patch(json_t *body, const char **name, const char **auto_join, nx_err_t *err)
+{
+    *name = *auto_join = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "name") == 0) {
+            const char *s = json_string_value(v);
+            size_t chars = s ? nx_utf8_len(s, strlen(s)) : 0;
+            if (!s)
+                nx_err_field(err, "name", "must be a string");
+            else if (chars < 1 || chars > 255 || strspn(s, " \t\r\n") == strlen(s))
+                nx_err_field(err, "name", "must be 1 to 255 characters, not all blank");
+            else if (strlen(s) > 1020)
+                nx_err_field(err, "name", "is too long");
+            else
+                *name = s;
+        } else if (strcmp(key, "auto_join") == 0) {
+            if (!json_is_boolean(v))
+                nx_err_field(err, "auto_join", "must be true or false");
+            else
+                *auto_join = json_is_true(v) ? "true" : "false";
+        } else {
+            nx_err_field(err, key, "is not a field that can be changed");
+        }
+    }
+    return err->code ? err->code : NX_OK;
+}
+
+int nx_api_organisation_patch(nx_req_t *req, nx_err_t *err)
+{
+    if (!json_is_object(req->json))
+        return nx_err_set(err, NX_EINVAL, "The body must be a JSON object.");
+    const char *name, *auto_join;
+    int rc = parse_patch(req->json, &name, &auto_join, err);
+    if (rc != NX_OK)
+        return rc;
+    const char *params[] = {req->auth.org_id, name, auto_join};
+    nx_res_t *r;
+    if ((rc = nx_api_tx_one(req, &st_patch, params, &r, err)) != NX_OK)
+        return rc;
+    if (nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_ENOTFOUND, "No such organisation.");
+    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+}

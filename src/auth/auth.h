@@ -1,0 +1,147 @@
+/*
+ * auth.h - access tokens, Google sign-in and the request authenticator.
+ *
+ * auth/ is the only user of JOSE (cjose) and of OpenSSL's HMAC/SHA; libcurl
+ * appears here only in the Google clients (google_oidc.c, jwks.c). Results
+ * handed to callers live on the caller's arena unless a comment says
+ * otherwise. Every verification failure is NX_EUNAUTHORIZED with a
+ * client-safe detail: garbage input never becomes a 500.
+ */
+#ifndef NX_AUTH_AUTH_H
+#define NX_AUTH_AUTH_H
+
+#include "core/nx.h"
+
+#define NX_JWT_MAX_LEN 8192     /* longer bearer tokens are refused unread */
+#define NX_JWT_LEEWAY 30        /* seconds of clock skew for exp/nbf/iat */
+#define NX_JWT_ISSUER "nexusapi"
+#define NX_SESSION_COOKIE "nexus_session"
+#define NX_LOGIN_COOKIE "nexus_login"
+#define NX_LOGIN_TTL 600        /* seconds a sign-in attempt stays valid */
+
+/* ---- access tokens (jwt.c) ---------------------------------------------- */
+
+typedef struct nx_claims {
+    char sub[37];    /* user id */
+    char org_id[37];
+    char role[8];    /* "admin" | "member" */
+    char jti[64];
+    long long iat, exp;
+} nx_claims_t;
+
+/* Algorithm name for an enum nx_jwt_alg value ("HS256"...), NULL if unknown. */
+const char *nx_jwt_alg_name(int alg);
+
+/*
+ * Mints an access token (header alg + typ "at+jwt"; claims sub, org_id,
+ * role, iat, exp = iat + ttl_seconds, iss, jti). *out is an arena string.
+ * NX_EINVAL (bad arguments), NX_ENOMEM, NX_EINTERNAL.
+ */
+int nx_jwt_mint(nx_arena_t *arena, const char *secret, int alg, const char *user_id,
+                const char *org_id, const char *role, long long ttl_seconds, char **out,
+                nx_err_t *err);
+
+/*
+ * Verifies an access token against secret with the pinned algorithm alg
+ * (the token's header never chooses): signature, typ, iss, exp/nbf/iat with
+ * NX_JWT_LEEWAY, the required claims and their shapes. now is the current
+ * Unix time (0: read the clock). NX_EUNAUTHORIZED on any failure.
+ */
+int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, long long now,
+                  nx_claims_t *out, nx_err_t *err);
+
+/* ---- PKCE (pkce.c) ------------------------------------------------------ */
+
+/* A fresh random token of n random bytes, base64url without padding, into
+ * out (size >= 4 * n / 3 + 2). NX_OK or NX_EINTERNAL. */
+int nx_pkce_random(char *out, size_t size, size_t n);
+/* S256 challenge of verifier: base64url(SHA-256(verifier)) into out[44]. */
+void nx_pkce_challenge(const char *verifier, char out[44]);
+/* base64url (no padding) of n bytes into out (size >= 4 * n / 3 + 2). */
+void nx_b64url(const unsigned char *in, size_t n, char *out, size_t size);
+
+/* ---- cookies (session_cookie.c) ------------------------------------------ */
+
+typedef struct nx_login_state {
+    char state[48];
+    char nonce[48];
+    char verifier[48];
+    long long expires; /* Unix time */
+} nx_login_state_t;
+
+/* True when cookies may go without Secure (PUBLIC_URL is http://localhost
+ * or http://127.0.0.1). */
+bool nx_cookie_insecure_ok(const char *public_url);
+
+/* A new sign-in attempt (random state, nonce, verifier) and its signed
+ * Set-Cookie value (arena). NX_ENOMEM, NX_EINTERNAL. */
+int nx_login_state_new(nx_arena_t *arena, const char *secret, nx_login_state_t *ls,
+                       char **set_cookie, nx_err_t *err);
+/* Checks the nexus_login cookie's signature and expiry. NX_EUNAUTHORIZED. */
+int nx_login_state_parse(const char *secret, const char *cookie, long long now,
+                         nx_login_state_t *ls, nx_err_t *err);
+/* True when state (from the callback's query) is the attempt's state
+ * (constant-time). */
+bool nx_login_state_match(const nx_login_state_t *ls, const char *state);
+/* Set-Cookie values (arena) clearing the login cookie, setting and clearing
+ * the session cookie. */
+char *nx_login_cookie_clear(nx_arena_t *arena);
+char *nx_session_cookie_set(nx_arena_t *arena, const char *token, long long max_age);
+char *nx_session_cookie_clear(nx_arena_t *arena);
+
+/* ---- Google OpenID Connect (google_oidc.c, jwks.c) ----------------------- */
+
+/* Google claims the sign-in needs (arena strings; NULL when absent). */
+typedef struct nx_google_id {
+    const char *sub;
+    const char *email;
+    const char *name;
+    const char *picture;
+    const char *hd;
+} nx_google_id_t;
+
+/* NULL when GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are set, else the
+ * names of the missing settings (static string). */
+const char *nx_oidc_missing_settings(void);
+
+/* Builds the authorization URL for a sign-in attempt (fetching the discovery
+ * document if not cached). NX_EUNAVAILABLE when the provider is down. */
+int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url,
+                     nx_err_t *err);
+
+/* Exchanges an authorization code (with the PKCE verifier) for the ID token
+ * (arena string). NX_EUNAUTHORIZED when the provider refuses the code,
+ * NX_EUNAVAILABLE when it cannot be reached. */
+int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier,
+                     char **id_token, nx_err_t *err);
+
+/*
+ * Verifies a Google ID token: RS256 against the provider's JWKS, iss, aud ==
+ * GOOGLE_CLIENT_ID, exp (with skew), email_verified, and nonce when nonce is
+ * non-NULL. NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the keys cannot be
+ * fetched.
+ */
+int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *nonce,
+                            nx_google_id_t *out, nx_err_t *err);
+
+/* Drops the cached discovery document and keys (tests, reconfiguration). */
+void nx_oidc_cache_reset(void);
+
+/* ---- the request authenticator (middleware.c) ---------------------------- */
+
+/*
+ * Authenticates a request to an NX_ROUTE_AUTH/ADMIN route: a bearer token
+ * from Authorization or the nexus_session cookie fills req->auth. A
+ * state-changing request authenticated by cookie must carry an Origin or
+ * Referer matching PUBLIC_URL (else NX_EFORBIDDEN). NX_EUNAUTHORIZED when
+ * there is no valid token. The user's existence and current role are
+ * checked later, by the handler's tenant transaction.
+ */
+int nx_auth_request(nx_req_t *req, nx_err_t *err);
+
+/* Start-up for `serve`: resolves the JWT secret (nx_settings_finish_secret)
+ * and registers nx_auth_request as the HTTP server's auth hook. NX_EINVAL
+ * with a one-line detail naming the bad setting. */
+int nx_auth_init(nx_settings_t *s, nx_err_t *err);
+
+#endif

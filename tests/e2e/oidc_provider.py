@@ -1,0 +1,192 @@
+"""A small local OpenID provider for the sign-in tests (127.0.0.1 only).
+
+Real RS256 keys (python3-cryptography), real ID tokens (python3-jwt). Serves
+discovery, a JWKS with Cache-Control, an authorization endpoint that
+redirects back with a code, and a token endpoint that checks the client, the
+redirect URI and the PKCE S256 verifier. The test controls the claims of the
+next ID token (`next_claims`, None deletes a claim), the signing key (kid
+rotation), the JWKS max-age and a delay on the token endpoint.
+"""
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+CLIENT_ID = "nexus-test-client.apps.example"
+CLIENT_SECRET = "nexus-test-client-secret"
+
+
+def _b64u_uint(n):
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Provider:
+    def __init__(self, issuer="https://accounts.google.com"):
+        self.issuer = issuer
+        self.keys = {}          # kid -> private key
+        self.published = []     # kids served in the JWKS
+        self.kid = None         # kid signing the next ID tokens
+        self.rotate()
+        self.jwks_max_age = 3600
+        self.jwks_fetches = 0
+        self.discovery_fetches = 0
+        self.token_delay = 0.0
+        self.next_claims = {}   # merged into the next redirect-flow ID token
+        self.codes = {}
+        self.token_requests = []
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def discovery_url(self):
+        return self.base + "/.well-known/openid-configuration"
+
+    def env(self):
+        return {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+                "GOOGLE_DISCOVERY_URL": self.discovery_url}
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # ---- keys -------------------------------------------------------------
+    def rotate(self, keep_old=False, publish=True):
+        """A new signing key with a new kid; returns the kid."""
+        kid = "k" + secrets.token_hex(4)
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if publish:
+            self.published = (self.published if keep_old else []) + [kid]
+        self.kid = kid
+        return kid
+
+    def jwks(self):
+        out = []
+        for kid in self.published:
+            pub = self.keys[kid].public_key().public_numbers()
+            out.append({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                        "n": _b64u_uint(pub.n), "e": _b64u_uint(pub.e)})
+        return {"keys": out}
+
+    # ---- tokens -----------------------------------------------------------
+    def claims(self, sub=None, email=None, hd=None, **over):
+        now = int(time.time())
+        sub = sub or str(secrets.randbelow(10**20))
+        c = {"iss": self.issuer, "aud": CLIENT_ID, "azp": CLIENT_ID, "sub": sub,
+             "email": email or f"user{sub[-6:]}@gmail.com", "email_verified": True,
+             "name": "Test User", "picture": "https://example.test/p.png",
+             "iat": now, "exp": now + 3600}
+        if hd:
+            c["hd"] = hd
+        for k, v in over.items():
+            if v is None:
+                c.pop(k, None)
+            else:
+                c[k] = v
+        return c
+
+    def id_token(self, claims=None, kid=None, headers=None, **kw):
+        c = claims if claims is not None else self.claims(**kw)
+        kid = kid or self.kid
+        h = {"kid": kid}
+        h.update(headers or {})
+        return jwt.encode(c, self.keys[kid], algorithm="RS256", headers=h)
+
+    # ---- HTTP -------------------------------------------------------------
+    def _handler(self):
+        prov = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _json(self, status, obj, cache=None):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if cache:
+                    self.send_header("Cache-Control", cache)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                u = urllib.parse.urlsplit(self.path)
+                q = dict(urllib.parse.parse_qsl(u.query))
+                if u.path == "/.well-known/openid-configuration":
+                    with prov.lock:
+                        prov.discovery_fetches += 1
+                    return self._json(200, {
+                        "issuer": prov.issuer,
+                        "authorization_endpoint": prov.base + "/authorize",
+                        "token_endpoint": prov.base + "/token",
+                        "jwks_uri": prov.base + "/jwks",
+                        "id_token_signing_alg_values_supported": ["RS256"]},
+                        cache="public, max-age=3600")
+                if u.path == "/jwks":
+                    with prov.lock:
+                        prov.jwks_fetches += 1
+                    return self._json(200, prov.jwks(),
+                                      cache=f"public, max-age={prov.jwks_max_age}, must-revalidate")
+                if u.path == "/authorize":
+                    need = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                            "nonce", "code_challenge", "code_challenge_method")
+                    if any(k not in q for k in need) or q["response_type"] != "code" or \
+                            q["client_id"] != CLIENT_ID or q["code_challenge_method"] != "S256" or \
+                            set(q["scope"].split()) != {"openid", "email", "profile"}:
+                        return self._json(400, {"error": "invalid_request", "got": q})
+                    code = secrets.token_urlsafe(24)
+                    with prov.lock:
+                        claims = dict(prov.next_claims)
+                        prov.codes[code] = {"challenge": q["code_challenge"], "nonce": q["nonce"],
+                                            "redirect_uri": q["redirect_uri"], "claims": claims}
+                    loc = q["redirect_uri"] + "?" + urllib.parse.urlencode(
+                        {"code": code, "state": q["state"]})
+                    self.send_response(302)
+                    self.send_header("Location", loc)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                return self._json(404, {"error": "not_found"})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
+                if urllib.parse.urlsplit(self.path).path != "/token":
+                    return self._json(404, {"error": "not_found"})
+                with prov.lock:
+                    prov.token_requests.append(form)
+                    entry = prov.codes.pop(form.get("code", ""), None)
+                if prov.token_delay:
+                    time.sleep(prov.token_delay)
+                if form.get("grant_type") != "authorization_code" or entry is None:
+                    return self._json(400, {"error": "invalid_grant"})
+                if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+                    return self._json(401, {"error": "invalid_client"})
+                if form.get("redirect_uri") != entry["redirect_uri"]:
+                    return self._json(400, {"error": "invalid_grant", "why": "redirect_uri"})
+                verifier = form.get("code_verifier", "")
+                digest = hashlib.sha256(verifier.encode()).digest()
+                if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry["challenge"]:
+                    return self._json(400, {"error": "invalid_grant", "why": "pkce"})
+                over = dict(entry["claims"])
+                kid = over.pop("_kid", None)
+                over = dict({"nonce": entry["nonce"]}, **over)
+                claims = prov.claims(**over)
+                tok = prov.id_token(claims, kid=kid)
+                return self._json(200, {"access_token": "ya29.test", "token_type": "Bearer",
+                                        "expires_in": 3599, "id_token": tok,
+                                        "scope": "openid email profile"})
+        return H

@@ -1,0 +1,327 @@
+"""Google sign-in over HTTP against a local OpenID provider (real RS256 keys,
+real PKCE, real signatures): the redirect flow and each way it is refused,
+the sign-in rules of api.md (Task 3 gate) and the first-sign-in race."""
+import concurrent.futures
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from auth_helpers import Browser, bearer, cookies_of, make_org, make_user, provider  # noqa: F401
+from oidc_provider import CLIENT_ID
+
+
+@pytest.fixture
+def gserver(server_factory, provider):
+    return server_factory(**provider.env())
+
+
+def sign_in(server, provider, **claims):
+    provider.next_claims = claims
+    return Browser(server).sign_in()
+
+
+def org_row(db, domain):
+    return db.sql(f"SELECT id, name, auto_join FROM organisations WHERE domain = '{domain}'")
+
+
+# ---- not configured -----------------------------------------------------------
+
+def test_not_configured_answers_503_and_the_rest_works(server):
+    for method, path in (("GET", "/auth/google/login"), ("GET", "/auth/google/callback?code=x&state=y")):
+        r = server.request(method, path)
+        assert r.status == 503, r.body
+        p = r.json()
+        assert p["type"] == "/problems/not-configured"
+        assert "GOOGLE_CLIENT_ID" in p["detail"] and "GOOGLE_CLIENT_SECRET" in p["detail"]
+    r = server.request("POST", "/auth/google/token", body={"id_token": "x"})
+    assert r.status == 503
+    assert server.get("/health").status == 200
+    assert server.get("/api/v1/me").status == 401
+
+
+def test_missing_secret_only_is_named(server_factory, provider):
+    env = provider.env()
+    env.pop("GOOGLE_CLIENT_SECRET")
+    s = server_factory(**env)
+    r = s.get("/auth/google/login")
+    assert r.status == 503
+    assert "GOOGLE_CLIENT_SECRET" in r.json()["detail"]
+    assert "GOOGLE_CLIENT_ID" not in r.json()["detail"]
+
+
+# ---- the redirect flow ----------------------------------------------------------
+
+def test_login_redirect_carries_pkce_state_nonce(gserver, provider):
+    url, cookie, attrs = Browser(gserver).login()
+    u = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    assert url.startswith(provider.base + "/authorize?")
+    assert q["response_type"] == "code" and q["scope"] == "openid email profile"
+    assert q["client_id"] == CLIENT_ID
+    assert q["redirect_uri"] == "http://127.0.0.1/auth/google/callback"
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert len(q["state"]) >= 43 and len(q["nonce"]) >= 43 and q["state"] != q["nonce"]
+    assert "HttpOnly" in attrs and "SameSite=Lax" in attrs and "Max-Age=600" in attrs
+    assert q["state"] in cookie and q["nonce"] in cookie
+    # the verifier itself never leaves in the URL
+    assert q["code_challenge"] not in cookie
+
+
+def test_workspace_first_user_creates_org_as_admin_with_credits(gserver, provider, db):
+    r = sign_in(gserver, provider, sub="g-acme-1", email="alice@acme.test", hd="acme.test",
+                name="Alice")
+    assert r.status == 200, r.body
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    assert body["user"]["role"] == "admin" and body["user"]["email"] == "alice@acme.test"
+    assert body["user"]["avatar_url"] == "https://example.test/p.png"
+    org = body["organisation"]
+    assert org["domain"] == "acme.test" and org["name"] == "acme.test" and org["auto_join"] is True
+    assert set(body["user"]) == {"id", "organisation_id", "email", "name", "role", "avatar_url",
+                                 "created_at", "updated_at"}
+    assert set(org) == {"id", "name", "domain", "auto_join", "created_at", "updated_at"}
+    assert db.sql(f"SELECT balance FROM org_credits WHERE organisation_id = '{org['id']}'") == "100"
+    assert db.sql("SELECT type || ':' || amount FROM credit_transactions "
+                  f"WHERE organisation_id = '{org['id']}'") == "GRANT:100"
+    # the session cookie
+    c = cookies_of(r)
+    value, attrs = c["nexus_session"]
+    assert value == body["access_token"]
+    assert "HttpOnly" in attrs and "SameSite=Lax" in attrs and "Path=/" in attrs
+    assert "Secure" not in attrs  # PUBLIC_URL is http://127.0.0.1
+    assert c["nexus_login"][0] == ""  # cleared
+    # the token works, by header and by cookie
+    me = gserver.get("/api/v1/me", headers=bearer(body["access_token"]))
+    assert me.status == 200 and me.json()["user"]["id"] == body["user"]["id"]
+    me = gserver.get("/api/v1/me", headers={"Cookie": f"nexus_session={value}"})
+    assert me.status == 200
+
+    # a second account of the domain joins as a member
+    r2 = sign_in(gserver, provider, sub="g-acme-2", email="bob@acme.test", hd="ACME.test")
+    assert r2.status == 200, r2.body
+    assert r2.json()["user"]["role"] == "member"
+    assert r2.json()["organisation"]["id"] == org["id"]
+    assert db.sql("SELECT count(*) FROM organisations WHERE domain = 'acme.test'") == "1"
+    assert db.sql(f"SELECT balance FROM org_credits WHERE organisation_id = '{org['id']}'") == "100"
+
+    # the same Google account again: same user, profile refreshed
+    r3 = sign_in(gserver, provider, sub="g-acme-1", email="alice@acme.test", hd="acme.test",
+                 name="Alice Renamed", picture=None)
+    assert r3.status == 200
+    u = r3.json()["user"]
+    assert u["id"] == body["user"]["id"] and u["name"] == "Alice Renamed"
+    assert u["avatar_url"] is None and u["role"] == "admin"
+
+
+def test_consumer_account_gets_personal_org(gserver, provider, db):
+    r = sign_in(gserver, provider, sub="g-gmail-1", email="carol@gmail.com")
+    assert r.status == 200, r.body
+    b = r.json()
+    assert b["organisation"]["domain"] is None and b["user"]["role"] == "admin"
+    assert db.sql(f"SELECT balance FROM org_credits WHERE organisation_id = '{b['organisation']['id']}'") == "100"
+    # a second consumer account never joins it, even with the same email domain
+    r2 = sign_in(gserver, provider, sub="g-gmail-2", email="dave@gmail.com")
+    assert r2.json()["organisation"]["id"] != b["organisation"]["id"]
+    # a company address without hd is still a consumer account
+    r3 = sign_in(gserver, provider, sub="g-nohd", email="eve@acme.test")
+    assert r3.json()["organisation"]["domain"] is None
+
+
+def test_operator_created_user_is_linked_by_verified_email(gserver, provider, db):
+    oid = make_org(db, "Linked Co", "linked.test")
+    uid = make_user(db, oid, "frank@linked.test", role="admin")
+    r = sign_in(gserver, provider, sub="g-frank", email="frank@linked.test", hd="linked.test",
+                name="Frank")
+    assert r.status == 200, r.body
+    assert r.json()["user"]["id"] == uid and r.json()["user"]["role"] == "admin"
+    assert db.sql(f"SELECT google_id FROM users WHERE id = '{uid}'") == "g-frank"
+
+
+def test_signup_credits_setting(server_factory, provider, db):
+    s = server_factory(SIGNUP_CREDITS=7, **provider.env())
+    r = sign_in(s, provider, sub="g-credits", email="x@gmail.com")
+    oid = r.json()["organisation"]["id"]
+    assert db.sql(f"SELECT balance FROM org_credits WHERE organisation_id = '{oid}'") == "7"
+
+
+def test_browser_asking_html_is_redirected_home(gserver, provider):
+    provider.next_claims = {"email": "html@gmail.com"}
+    r = Browser(gserver).sign_in(accept="text/html,application/xhtml+xml")
+    assert r.status == 302 and r.header("Location") == "/"
+    assert cookies_of(r)["nexus_session"][0]
+
+
+def test_auto_join_off_refuses_new_domain_accounts(gserver, provider, db):
+    r = sign_in(gserver, provider, sub="g-off-admin", email="admin@closed.test", hd="closed.test")
+    tok = r.json()["access_token"]
+    p = gserver.request("PATCH", "/api/v1/organisation", body={"auto_join": False},
+                        headers=bearer(tok))
+    assert p.status == 200 and p.json()["auto_join"] is False
+    r2 = sign_in(gserver, provider, sub="g-off-new", email="new@closed.test", hd="closed.test")
+    assert r2.status == 403, r2.body
+    assert "auto_join" in r2.json()["detail"] and "closed.test" in r2.json()["detail"]
+    assert db.sql("SELECT count(*) FROM users WHERE email = 'new@closed.test'") == "0"
+    # the existing admin still signs in
+    assert sign_in(gserver, provider, sub="g-off-admin", email="admin@closed.test",
+                   hd="closed.test").status == 200
+
+
+def test_twenty_concurrent_first_sign_ins_make_one_org_one_admin(gserver, provider, db):
+    tokens = [provider.id_token(sub=f"g-race-{i}", email=f"u{i}@race.test", hd="race.test")
+              for i in range(20)]
+    barrier = threading.Barrier(20, timeout=30)
+
+    def go(t):
+        barrier.wait()
+        return gserver.request("POST", "/auth/google/token", body={"id_token": t}, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(20) as ex:
+        results = list(ex.map(go, tokens))
+    assert [r.status for r in results] == [200] * 20, [r.body for r in results if r.status != 200]
+    assert db.sql("SELECT count(*) FROM organisations WHERE domain = 'race.test'") == "1"
+    oid = org_row(db, "race.test").split("|")[0]
+    assert db.sql(f"SELECT count(*) FROM users WHERE organisation_id = '{oid}'") == "20"
+    assert db.sql(f"SELECT count(*) FROM users WHERE organisation_id = '{oid}' AND role = 'admin'") == "1"
+    assert db.sql(f"SELECT count(*) FROM credit_transactions WHERE organisation_id = '{oid}'") == "1"
+    assert sum(r.json()["user"]["role"] == "admin" for r in results) == 1
+
+
+def test_token_endpoint_signs_in_without_nonce(gserver, provider):
+    r = gserver.request("POST", "/auth/google/token",
+                        body={"id_token": provider.id_token(sub="g-native", email="n@gmail.com")})
+    assert r.status == 200, r.body
+    assert "nexus_session" not in cookies_of(r)
+    assert gserver.get("/api/v1/me", headers=bearer(r.json()["access_token"])).status == 200
+    bad = gserver.request("POST", "/auth/google/token", body={"token": "x"})
+    assert bad.status == 422
+    assert gserver.request("POST", "/auth/google/token", body={"id_token": "garbage"}).status == 401
+
+
+def test_logout_clears_the_cookie(gserver):
+    r = gserver.request("POST", "/auth/logout")
+    assert r.status == 204
+    value, attrs = cookies_of(r)["nexus_session"]
+    assert value == "" and "Max-Age=0" in attrs
+
+
+# ---- refusals -------------------------------------------------------------------
+
+def test_wrong_state_is_refused(gserver, provider):
+    b = Browser(gserver)
+    url, cookie, _ = b.login()
+    path = b.authorize(url)
+    u = urllib.parse.urlsplit(path)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    q["state"] = q["state"][:-2] + ("AA" if not q["state"].endswith("AA") else "BB")
+    r = b.callback(u.path + "?" + urllib.parse.urlencode(q), cookie)
+    assert r.status == 401, r.body
+    assert provider.token_requests == []  # refused before the code was spent
+
+
+def test_state_from_another_browser_is_refused(gserver, provider):
+    b = Browser(gserver)
+    url1, cookie1, _ = b.login()
+    url2, cookie2, _ = b.login()
+    r = b.callback(b.authorize(url1), cookie2)
+    assert r.status == 401
+    r = b.callback(b.authorize(url2), None)
+    assert r.status == 401
+    r = b.callback(b.authorize(url2), cookie2[:-3] + "xyz")
+    assert r.status == 401
+
+
+def test_replayed_state_is_refused(gserver, provider):
+    b = Browser(gserver)
+    url, cookie, _ = b.login()
+    path = b.authorize(url)
+    assert b.callback(path, cookie).status == 200
+    r = b.callback(path, cookie)
+    assert r.status == 401 and "already used" in r.json()["detail"]
+
+
+def test_bad_pkce_verifier_is_refused(gserver, provider):
+    b = Browser(gserver)
+    url, cookie, _ = b.login()
+    u = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    q["code_challenge"] = "A" * 43  # the provider now expects another verifier
+    r = b.callback(b.authorize(f"{u.scheme}://{u.netloc}{u.path}?{urllib.parse.urlencode(q)}"), cookie)
+    assert r.status == 401, r.body
+    assert provider.token_requests and provider.token_requests[-1]["code_verifier"]
+
+
+def test_missing_code_is_400(gserver):
+    assert gserver.get("/auth/google/callback?state=abc").status == 400
+    r = gserver.get("/auth/google/callback?error=access_denied&state=abc")
+    assert r.status == 401
+
+
+@pytest.mark.parametrize("claims,why", [
+    ({"nonce": "not-the-nonce"}, "nonce"),
+    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "expired"),
+    ({"aud": "someone-else.apps.example"}, "aud"),
+    ({"iss": "https://evil.example"}, "iss"),
+    ({"email_verified": False}, "email_verified"),
+    ({"email_verified": None}, "email_verified missing"),
+    ({"_kid": "unpublished"}, "unknown key"),
+])
+def test_bad_id_tokens_are_refused(gserver, provider, db, claims, why):
+    if claims.get("_kid") == "unpublished":
+        kid = provider.kid
+        claims = {"_kid": provider.rotate(publish=False)}
+        provider.kid = kid
+    before = db.sql("SELECT count(*) FROM users")
+    r = sign_in(gserver, provider, sub="g-bad", email="bad@gmail.com", **claims)
+    assert r.status == 401, (why, r.status, r.body)
+    assert r.json()["type"] == "/problems/unauthorized"
+    assert db.sql("SELECT count(*) FROM users") == before
+
+
+def test_key_rotation_refetches_once_per_minute(gserver, provider):
+    assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
+    fetches = provider.jwks_fetches
+    assert fetches == 1
+    provider.rotate()  # new kid; the JWKS now has only the new key
+    assert sign_in(gserver, provider, email="k2@gmail.com").status == 200
+    assert provider.jwks_fetches == fetches + 1
+    # a second rotation within the minute: no refetch, refused
+    provider.rotate()
+    r = sign_in(gserver, provider, email="k3@gmail.com")
+    assert r.status == 401 and "unknown key" in r.json()["detail"]
+    for _ in range(5):
+        tok = provider.id_token(email="flood@gmail.com", kid=provider.kid)
+        assert gserver.request("POST", "/auth/google/token", body={"id_token": tok}).status == 401
+    assert provider.jwks_fetches == fetches + 1
+
+
+def test_jwks_cache_follows_max_age(server_factory, provider):
+    provider.jwks_max_age = 0
+    s = server_factory(**provider.env())
+    for i in range(3):
+        tok = provider.id_token(email=f"ma{i}@gmail.com")
+        assert s.request("POST", "/auth/google/token", body={"id_token": tok}).status == 200
+    assert provider.jwks_fetches == 3
+    provider.jwks_max_age = 3600
+    for i in range(3):
+        tok = provider.id_token(email=f"mb{i}@gmail.com")
+        assert s.request("POST", "/auth/google/token", body={"id_token": tok}).status == 200
+    assert provider.jwks_fetches == 4
+
+
+def test_slow_token_endpoint_does_not_stall_the_thread(server_factory, provider):
+    s = server_factory(HTTP_THREADS=1, **provider.env())
+    b = Browser(s)
+    url, cookie, _ = b.login()
+    path = b.authorize(url)
+    provider.token_delay = 3.0
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", b.callback(path, cookie)))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    assert s.get("/health").status == 200
+    assert time.monotonic() - t0 < 1.5
+    t.join(30)
+    assert out["r"].status == 200
