@@ -1,11 +1,155 @@
-/* cmd_serve.c - placeholder until the verb lands. */
+/*
+ * cmd_serve.c - `nexusapi serve [--migrate]`: the HTTP API.
+ *
+ * Order of start-up: resolve (and, embedded, start) the database; with an
+ * external DATABASE_URL refuse a schema behind the latest migration unless
+ * --migrate upgrades it first; point the per-thread runtime connections at
+ * nexus_app; start the HTTP server; log "listening on http://HOST:PORT".
+ * Then the main thread waits for SIGTERM/SIGINT (blocked in every thread
+ * and taken with sigwait, so no handler runs at an awkward moment), and
+ * shuts down in reverse: stop accepting, drain in-flight requests for up to
+ * DRAIN_TIMEOUT seconds, stop the server (pool threads close their database
+ * connections as they exit), stop the embedded cluster, exit 0.
+ */
 #include "core/nx.h"
 #include "cli/cli.h"
+#include "auth/auth.h"
+#include "api/routes.h"
+#include "config/settings.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "db/db.h"
+#include "db/migrate.h"
+#include "db/target.h"
+#include "http/server.h"
+#include "jobs/jobs.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char usage[] = "nexusapi serve [--migrate]";
+
+/* Every connection is a descriptor: lift the soft limit to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* External databases: upgrade (--migrate) or refuse a schema behind head. */
+static int check_schema(const nx_db_target_t *t, bool migrate, nx_err_t *err)
+{
+    if (migrate) {
+        if (nx_migrate_head(t->owner_conninfo, err) != NX_OK)
+            return err->code;
+        nx_log0(NX_LOG_INFO, "database migrated to head");
+        return NX_OK;
+    }
+    if (t->embedded)
+        return NX_OK; /* the embedded cluster is migrated when it starts */
+    bool behind = false;
+    if (nx_migrate_status(t->owner_conninfo, &behind, err) != NX_OK)
+        return err->code;
+    if (behind)
+        return nx_err_set(err, NX_ECONFLICT,
+                          "the database is behind the latest migration; run \"nexusapi "
+                          "migrate upgrade head\" first, or \"nexusapi serve --migrate\"");
+    return NX_OK;
+}
+
+static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
+{
+    nx_err_t err = {0};
+    nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL);
+
+    /* AUTH: nx_auth_init (in cmd_serve) resolved the JWT secret and
+     * registered nx_auth_request as the auth hook. */
+
+    nx_http_opts_t o = {
+        .host = s->host,
+        .port = s->port,
+        .threads = s->http_threads,
+        .max_connections = s->http_max_connections,
+        .per_ip_connections = s->http_per_ip_connections,
+        .connection_timeout = s->http_connection_timeout,
+        .routes = nx_api_routes,
+        .nroutes = nx_api_routes_count,
+    };
+    int port = 0;
+    if (nx_http_start(&o, &port, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
+
+    /* JOBS: in-process job workers (WORKER_CONCURRENCY) start here and stop
+     * after nx_http_shutdown below. */
+    if (nx_jobs_start(s, t, &err) != NX_OK) {
+        nx_http_shutdown(0);
+        return nx_cli_fail_err(&err);
+    }
+
+    char url[300];
+    bool v6 = strchr(s->host, ':') != NULL;
+    snprintf(url, sizeof(url), "http://%s%s%s:%d", v6 ? "[" : "", s->host, v6 ? "]" : "",
+             port);
+    char msg[340];
+    snprintf(msg, sizeof(msg), "listening on %s", url);
+    nx_log(NX_LOG_INFO, msg, NX_LS("url", url), NX_LI("port", port),
+           NX_LI("threads", s->http_threads), NX_LS("version", NX_VERSION));
+
+    int sig = 0;
+    while (sigwait(signals, &sig) != 0)
+        ;
+    nx_log(NX_LOG_INFO, "shutting down", NX_LS("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+           NX_LI("drain_timeout", s->drain_timeout), NX_LI("in_flight", nx_http_inflight()));
+    int left = nx_http_shutdown(s->drain_timeout);
+    nx_log(NX_LOG_INFO, "http server stopped", NX_LI("abandoned", left));
+    nx_jobs_stop(s->drain_timeout);
+    return NX_EXIT_OK;
+}
 
 int cmd_serve(int argc, char **argv, nx_settings_t *s)
 {
-    NX_UNUSED(argc);
-    NX_UNUSED(argv);
-    NX_UNUSED(s);
-    return nx_cli_fail("\"serve\" is not available yet");
+    bool migrate = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--migrate") == 0)
+            migrate = true;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+        {
+            printf("usage: %s\n\n  --migrate  upgrade the database to the latest migration "
+                   "first\n",
+                   usage);
+            return NX_EXIT_OK;
+        }
+        else
+            return nx_cli_usage(usage, "unknown argument \"%s\"", argv[i]);
+    }
+
+    /* Before any thread exists, so every thread inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    nx_err_t err = {0};
+    nx_db_target_t t = {0};
+    if (nx_db_target_open(&t, s, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
+    int rc;
+    if (check_schema(&t, migrate, &err) != NX_OK || nx_auth_init(s, &err) != NX_OK)
+        rc = nx_cli_fail_err(&err);
+    else
+        rc = serve(s, &signals, &t);
+    nx_db_thread_close();
+    nx_db_target_close(&t);
+    if (rc == NX_EXIT_OK)
+        nx_log0(NX_LOG_INFO, "stopped");
+    return rc;
 }

@@ -1,11 +1,90 @@
-/* cmd_worker.c - placeholder until the verb lands. */
+/*
+ * cmd_worker.c - `nexusapi worker`: job workers only, no HTTP.
+ *
+ * Runs WORKER_CONCURRENCY attempts at a time against the configured
+ * database (any number of these processes, on any host, may share one
+ * database: claims use FOR UPDATE SKIP LOCKED and leases). The main thread
+ * waits for SIGTERM/SIGINT (blocked everywhere, taken with sigwait); then
+ * running attempts get DRAIN_TIMEOUT seconds to finish, the rest are
+ * released, and the process exits 0. A worker killed outright loses
+ * nothing: its leases expire and other workers claim the jobs again.
+ */
 #include "core/nx.h"
 #include "cli/cli.h"
+#include "config/settings.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "db/migrate.h"
+#include "db/target.h"
+#include "jobs/jobs.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] = "nexusapi worker";
+
+/* Refuses a database behind the latest migration (embedded: migrated when
+ * the cluster starts). */
+static int check_schema(const nx_db_target_t *t, nx_err_t *err)
+{
+    bool behind = false;
+    if (t->embedded)
+        return NX_OK;
+    if (nx_migrate_status(t->owner_conninfo, &behind, err) != NX_OK)
+        return err->code;
+    if (behind)
+        return nx_err_set(err, NX_ECONFLICT,
+                          "the database is behind the latest migration; run \"nexusapi "
+                          "migrate upgrade head\" first");
+    return NX_OK;
+}
+
+static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
+{
+    nx_err_t err = {0};
+    if (check_schema(t, &err) != NX_OK || nx_jobs_start(s, t, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
+    int sig = 0;
+    while (sigwait(signals, &sig) != 0)
+        ;
+    nx_log(NX_LOG_INFO, "worker shutting down",
+           NX_LS("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
+           NX_LI("drain_timeout", s->drain_timeout));
+    nx_jobs_stop(s->drain_timeout);
+    return NX_EXIT_OK;
+}
 
 int cmd_worker(int argc, char **argv, nx_settings_t *s)
 {
-    NX_UNUSED(argc);
-    NX_UNUSED(argv);
-    NX_UNUSED(s);
-    return nx_cli_fail("\"worker\" is not available yet");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("usage: %s\n\nRuns WORKER_CONCURRENCY job workers against the configured "
+                   "database until SIGTERM.\n",
+                   usage);
+            return NX_EXIT_OK;
+        }
+        return nx_cli_usage(usage, "unknown argument \"%s\"", argv[i]);
+    }
+    if (s->worker_concurrency <= 0)
+        return nx_cli_usage(usage, "WORKER_CONCURRENCY is 0: there is nothing to run");
+
+    /* Before any thread exists, so every thread inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    nx_err_t err = {0};
+    nx_db_target_t t = {0};
+    if (nx_db_target_open(&t, s, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
+    int rc = run(s, &signals, &t);
+    nx_db_target_close(&t);
+    if (rc == NX_EXIT_OK)
+        nx_log0(NX_LOG_INFO, "worker stopped");
+    return rc;
 }

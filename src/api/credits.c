@@ -1,0 +1,158 @@
+/*
+ * credits.c - the organisation's credits: balance with the latest
+ * transactions, the full ledger (cursor pages, newest first), and daily
+ * usage (spent and refunded per UTC day, zero days included).
+ *
+ * SECURITY: All queries MUST include organisation_id filter. Failure to do so
+ * will result in data leakage between tenants.
+ *
+ * Credits only change in src/jobs/queue.c (debit and refund) and through
+ * `nexusapi credits grant`; these handlers only read.
+ */
+#include "core/nx.h"
+#include "api/jobs_api.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "db/db.h"
+
+#include <stdio.h>
+
+#define PAGE_BODY_MAX (4 * 1024 * 1024)
+
+static const nx_stmt_t st_credits = {
+    "api_credits_get",
+    "SELECT json_build_object("
+    " 'balance', coalesce((SELECT c.balance FROM org_credits c WHERE c.organisation_id = $1), 0),"
+    " 'recent_transactions', coalesce((SELECT json_agg(s.j) FROM ("
+    "  SELECT nx_credit_tx_json(t) AS j FROM credit_transactions t"
+    "  WHERE t.organisation_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT 10) s),"
+    "  '[]'::json))::text",
+    1,
+};
+
+static const nx_stmt_t st_transactions = {
+    "api_credits_transactions",
+    "SELECT nx_credit_tx_json(t)::text,"
+    " (extract(epoch FROM t.created_at) * 1000000)::bigint::text, t.id::text"
+    " FROM credit_transactions t WHERE t.organisation_id = $1 AND ($2::bigint IS NULL OR"
+    " (t.created_at, t.id) < (timestamptz 'epoch' + ($2::bigint / 1000000) * interval '1 second'"
+    " + ($2::bigint % 1000000) * interval '1 microsecond', $3::uuid))"
+    " ORDER BY t.created_at DESC, t.id DESC LIMIT $4::int",
+    4,
+};
+
+/* One row per UTC day, oldest first: the last $2 days including today. */
+static const nx_stmt_t st_usage = {
+    "api_credits_usage",
+    "WITH days AS ("
+    " SELECT d::date AS day FROM generate_series("
+    "  (now() AT TIME ZONE 'UTC')::date - ($2::int - 1), (now() AT TIME ZONE 'UTC')::date,"
+    "  interval '1 day') AS d"
+    "), sums AS ("
+    " SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,"
+    "  coalesce(sum(t.amount) FILTER (WHERE t.type = 'DEDUCTION'), 0) AS spent,"
+    "  coalesce(sum(t.amount) FILTER (WHERE t.type = 'REFUND'), 0) AS refunded"
+    " FROM credit_transactions t WHERE t.organisation_id = $1"
+    " AND t.created_at >= ((now() AT TIME ZONE 'UTC')::date - ($2::int - 1)) AT TIME ZONE 'UTC'"
+    " GROUP BY 1"
+    ")"
+    " SELECT json_build_object('days', json_agg(json_build_object("
+    "  'date', to_char(days.day, 'YYYY-MM-DD'), 'spent', coalesce(sums.spent, 0),"
+    "  'refunded', coalesce(sums.refunded, 0)) ORDER BY days.day))::text"
+    " FROM days LEFT JOIN sums ON sums.day = days.day",
+    2,
+};
+
+int nx_api_jobs_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
+                       nx_res_t **out, nx_err_t *err)
+{
+    nx_tx_t *tx = nx_api_tx(req, err);
+    if (!tx)
+        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
+    int idx = nx_tx_add(tx, st, params);
+    if (idx < 0)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    int rc = nx_tx_run(tx, err);
+    if (rc != NX_OK)
+        return rc;
+    *out = nx_tx_res(tx, idx);
+    return NX_OK;
+}
+
+int nx_api_jobs_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
+{
+    int rows = nx_res_rows(r);
+    int shown = rows > page->limit ? page->limit : rows;
+    nx_buf_t b;
+    nx_buf_init(&b, req->arena, PAGE_BODY_MAX);
+    int rc = nx_buf_puts(&b, "{\"items\": [");
+    for (int i = 0; rc == NX_OK && i < shown; i++) {
+        if (i)
+            rc = nx_buf_puts(&b, ", ");
+        if (rc == NX_OK)
+            rc = nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
+    }
+    if (rc == NX_OK)
+        rc = nx_buf_puts(&b, "], \"next_cursor\": ");
+    if (rc == NX_OK && rows > page->limit) {
+        const char *cur =
+            nx_api_cursor(req, nx_res_get(r, shown - 1, 1), nx_res_get(r, shown - 1, 2));
+        rc = cur ? nx_buf_json_str(&b, cur) : NX_ENOMEM;
+    } else if (rc == NX_OK) {
+        rc = nx_buf_puts(&b, "null");
+    }
+    if (rc == NX_OK)
+        rc = nx_buf_puts(&b, "}");
+    if (rc != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return nx_resp_json(req, 200, b.data, b.len);
+}
+
+int nx_api_credits_get(nx_req_t *req, nx_err_t *err)
+{
+    const char *params[] = {req->auth.org_id};
+    nx_res_t *r;
+    int rc = nx_api_jobs_tx_one(req, &st_credits, params, &r, err);
+    if (rc != NX_OK)
+        return rc;
+    if (nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_EINTERNAL, NULL);
+    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+}
+
+int nx_api_credits_transactions_list(nx_req_t *req, nx_err_t *err)
+{
+    nx_page_t page;
+    int rc = nx_api_page_parse(req, &page, err);
+    if (rc != NX_OK)
+        return rc;
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", page.limit + 1);
+    const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim};
+    nx_res_t *r;
+    if ((rc = nx_api_jobs_tx_one(req, &st_transactions, params, &r, err)) != NX_OK)
+        return rc;
+    return nx_api_jobs_send_page(req, r, &page, err);
+}
+
+int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)
+{
+    long long days = NX_USAGE_DAYS_DEFAULT;
+    const char *q = nx_req_query(req, "days");
+    if (q && nx_parse_int(q, 1, NX_USAGE_DAYS_MAX, &days) != NX_OK) {
+        nx_err_field(err, "days", "must be an integer from 1 to %d", NX_USAGE_DAYS_MAX);
+        return NX_EVALIDATION;
+    }
+    char d[16];
+    snprintf(d, sizeof(d), "%lld", days);
+    const char *params[] = {req->auth.org_id, d};
+    nx_res_t *r;
+    int rc = nx_api_jobs_tx_one(req, &st_usage, params, &r, err);
+    if (rc != NX_OK)
+        return rc;
+    if (nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_EINTERNAL, NULL);
+    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+}

@@ -1,0 +1,70 @@
+/*
+ * jobs_int.h - private to src/jobs/: the attempt record and the queue
+ * functions the worker dispatcher calls.
+ */
+#ifndef NX_JOBS_JOBS_INT_H
+#define NX_JOBS_JOBS_INT_H
+
+#include "core/nx.h"
+
+enum nx_attempt_state { NX_ATTEMPT_QUEUED = 0, NX_ATTEMPT_RUNNING, NX_ATTEMPT_DONE };
+
+/* One claimed attempt. Everything hangs on its own arena (style.md: one
+ * arena per job attempt), freed once its outcome is written back. */
+typedef struct nx_attempt {
+    nx_arena_t *arena;
+    char org_id[37];
+    char job_id[37];
+    char job_type[16];
+    int attempt;        /* attempt_count after the claim (1-based) */
+    int max_attempts;
+    const char *text;   /* the input, on the arena */
+    size_t len;
+    bool reap;          /* lease expired on the last attempt: fail it */
+    int64_t started_us; /* monotonic, when the provider was called */
+    int state;          /* enum nx_attempt_state, under the pool's lock */
+    /* outcome, set by the executor */
+    bool done;
+    int rc;             /* NX_OK or the provider's NX_E* */
+    const char *output; /* JSON on success */
+    const char *error;  /* error_message on failure */
+    /* set by the queue after writing back: "completed", "pending" (retry),
+     * "failed" (refunded) or NULL when the attempt was stale */
+    const char *status;
+    struct nx_attempt *next;
+} nx_attempt_t;
+
+/* New attempt with its own arena; NULL on ENOMEM. */
+nx_attempt_t *nx_attempt_new(void);
+void nx_attempt_free(nx_attempt_t *a);
+
+/* claim: up to limit due jobs (pending and due, or running with an expired
+ * lease and attempts left), leased to owner for lease_s seconds. Attempts
+ * are appended to *list; *n is how many were claimed. */
+int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s, int limit,
+                   nx_attempt_t **list, int *n, nx_err_t *err);
+/* complete: writes the outputs of the successful attempts in one statement;
+ * sets each one's status ("completed" or NULL when stale). */
+int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
+                      int n, nx_err_t *err);
+/* fail: per organisation, one tenant transaction: retry (pending, run_at =
+ * now() + retry_delay) or, on the last attempt, failed + REFUND. Sets each
+ * one's status ("pending", "failed" or NULL when stale). */
+int nx_queue_fail(nx_db_t *db, nx_arena_t *scratch, const char *owner, int retry_delay,
+                  nx_attempt_t **v, int n, nx_err_t *err);
+/* Extends the leases of owner's running attempts; *lost counts those that
+ * are no longer ours. */
+int nx_queue_renew(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s,
+                   nx_attempt_t **v, int n, int *lost, nx_err_t *err);
+/* Gives attempts back (pending, due now, the attempt not counted). */
+int nx_queue_release(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
+                     int n, nx_err_t *err);
+/* Jobs whose worker died during their last attempt: appended to *list as
+ * attempts with reap set, to be failed (and refunded) by nx_queue_fail. */
+int nx_queue_expired_final(nx_db_t *db, nx_arena_t *scratch, int limit, nx_attempt_t **list,
+                           int *n, nx_err_t *err);
+/* Deletes up to limit finished jobs older than days; *deleted. */
+int nx_queue_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *deleted,
+                   nx_err_t *err);
+
+#endif

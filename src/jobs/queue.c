@@ -1,0 +1,433 @@
+/*
+ * queue.c - the four ways a job row changes: create, claim, complete, fail
+ * (plus the lease upkeep around them: renew, release, reap, prune).
+ *
+ * SECURITY: All queries MUST include organisation_id filter. Failure to do so
+ * will result in data leakage between tenants.
+ * (create runs in the submitter's tenant transaction; claim, complete,
+ * renew, release, reap and prune are the worker role's cross-tenant door on
+ * `jobs` alone - every row they touch is named by (organisation_id, id);
+ * fail touches credits and so runs as one tenant transaction per
+ * organisation.)
+ *
+ * create is ONE statement: the debit's UPDATE ... RETURNING feeds the job
+ * and DEDUCTION inserts, so a short balance inserts nothing and the credit
+ * row is locked for one round trip (architecture.md, "Jobs").
+ * Every finish is guarded by status = 'running', the attempt number and the
+ * lease owner, so a late or duplicate finish changes nothing; the final
+ * failure and its REFUND are one statement, and a unique index allows one
+ * REFUND per job whatever happens.
+ * Batches travel as one jsonb parameter read with jsonb_to_recordset.
+ */
+#include "core/nx.h"
+#include "jobs/jobs.h"
+#include "jobs/jobs_int.h"
+#include "config/settings.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "db/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_JSON_MAX (64 * 1024 * 1024)
+
+/* ---- create ---------------------------------------------------------------- */
+
+static const nx_stmt_t st_create = {
+    "jobs_create",
+    "WITH debit AS ("
+    " UPDATE org_credits SET balance = balance - $2::int"
+    " WHERE organisation_id = $1::uuid AND balance >= $2::int"
+    " RETURNING organisation_id"
+    "), job AS ("
+    " INSERT INTO jobs (organisation_id, job_type, credits_charged, max_attempts, input_data)"
+    " SELECT organisation_id, $3, $2::int, $4::int, jsonb_build_object('text', $5::text)"
+    " FROM debit"
+    " RETURNING id, organisation_id, job_type, status, credits_charged"
+    "), deduction AS ("
+    " INSERT INTO credit_transactions (organisation_id, amount, type, job_id, description)"
+    " SELECT organisation_id, credits_charged, 'DEDUCTION', id, job_type || ' job'"
+    " FROM job WHERE credits_charged > 0"
+    ")"
+    " SELECT id, json_build_object('job_id', id, 'status', status, 'job_type', job_type,"
+    " 'credits_charged', credits_charged)::text FROM job",
+    5,
+};
+
+int nx_jobs_cost(const char *job_type)
+{
+    if (strcmp(job_type, "summarise") == 0)
+        return NX_JOB_COST_SUMMARISE;
+    if (strcmp(job_type, "analyse") == 0)
+        return NX_JOB_COST_ANALYSE;
+    return -1;
+}
+
+int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const char *job_type, const char *text)
+{
+    char cost[16], attempts[16];
+    snprintf(cost, sizeof(cost), "%d", nx_jobs_cost(job_type));
+    snprintf(attempts, sizeof(attempts), "%d", nx_cfg ? nx_cfg->job_max_attempts : 3);
+    const char *p[] = {org_id, cost, job_type, attempts, text};
+    return nx_tx_add(tx, &st_create, p);
+}
+
+int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char **body,
+                          nx_err_t *err)
+{
+    nx_res_t *r = nx_tx_res(tx, idx);
+    if (!r || nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_EPAYMENT,
+                          "The organisation's credit balance is too low for this job.");
+    *job_id = nx_res_get(r, 0, 0);
+    *body = nx_res_get(r, 0, 1);
+    return NX_OK;
+}
+
+/* ---- claim ----------------------------------------------------------------- */
+
+static const nx_stmt_t st_claim = {
+    "jobs_claim",
+    "WITH expired AS ("
+    " SELECT organisation_id, id, lease_expires_at AS due FROM jobs"
+    " WHERE status = 'running' AND lease_expires_at < now()"
+    " AND attempt_count < max_attempts"
+    " ORDER BY lease_expires_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "), due AS ("
+    " SELECT organisation_id, id, run_at AS due FROM jobs"
+    " WHERE status = 'pending' AND run_at <= now()"
+    " ORDER BY run_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "), pick AS ("
+    " SELECT organisation_id, id FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c"
+    " ORDER BY due LIMIT $3::int"
+    ")"
+    " UPDATE jobs j SET status = 'running', attempt_count = j.attempt_count + 1,"
+    " lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::int),"
+    " started_at = coalesce(j.started_at, now())"
+    " FROM pick WHERE j.organisation_id = pick.organisation_id AND j.id = pick.id"
+    " RETURNING j.organisation_id, j.id, j.job_type, j.attempt_count, j.max_attempts,"
+    " j.input_data->>'text'",
+    3,
+};
+
+static nx_attempt_t *attempt_from_row(nx_res_t *r, int row, int col_text)
+{
+    nx_attempt_t *a = nx_attempt_new();
+    if (!a)
+        return NULL;
+    snprintf(a->org_id, sizeof(a->org_id), "%s", nx_res_get(r, row, 0));
+    snprintf(a->job_id, sizeof(a->job_id), "%s", nx_res_get(r, row, 1));
+    snprintf(a->job_type, sizeof(a->job_type), "%s", nx_res_get(r, row, 2));
+    a->attempt = (int)strtol(nx_res_get(r, row, 3), NULL, 10);
+    a->max_attempts = (int)strtol(nx_res_get(r, row, 4), NULL, 10);
+    if (col_text >= 0) {
+        a->len = (size_t)nx_res_len(r, row, col_text);
+        a->text = nx_arena_strndup(a->arena, nx_res_get(r, row, col_text), a->len);
+        if (!a->text) {
+            nx_attempt_free(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static int rows_to_attempts(nx_res_t *r, int col_text, bool reap, nx_attempt_t **list, int *n,
+                            nx_err_t *err)
+{
+    *n = 0;
+    for (int i = 0; i < nx_res_rows(r); i++) {
+        nx_attempt_t *a = attempt_from_row(r, i, col_text);
+        if (!a)
+            return nx_err_set(err, NX_ENOMEM, NULL);
+        a->reap = reap;
+        a->next = *list;
+        *list = a;
+        (*n)++;
+    }
+    return NX_OK;
+}
+
+int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s, int limit,
+                   nx_attempt_t **list, int *n, nx_err_t *err)
+{
+    char lease[16], lim[16];
+    snprintf(lease, sizeof(lease), "%d", lease_s);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {owner, lease, lim};
+    nx_res_t *r;
+    *n = 0;
+    int rc = nx_db_exec(db, scratch, &st_claim, p, &r, err);
+    return rc ? rc : rows_to_attempts(r, 5, false, list, n, err);
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+/* [{"organisation_id", "id", "attempt", ...extra}] for v[0..n). */
+typedef int (*extra_cb)(nx_buf_t *b, const nx_attempt_t *a);
+
+static const char *batch_json(nx_arena_t *scratch, nx_attempt_t **v, int n, extra_cb extra)
+{
+    nx_buf_t b;
+    nx_buf_init(&b, scratch, BATCH_JSON_MAX);
+    int rc = nx_buf_puts(&b, "[");
+    for (int i = 0; !rc && i < n; i++) {
+        rc = nx_buf_printf(&b, "%s{\"organisation_id\": \"%s\", \"id\": \"%s\", \"attempt\": %d",
+                           i ? ", " : "", v[i]->org_id, v[i]->job_id, v[i]->attempt);
+        if (!rc && extra)
+            rc = extra(&b, v[i]);
+        if (!rc)
+            rc = nx_buf_puts(&b, "}");
+    }
+    if (!rc)
+        rc = nx_buf_puts(&b, "]");
+    return rc ? NULL : b.data;
+}
+
+/* Marks v[i]->status from rows of (id, status). */
+static void mark_status(nx_res_t *r, nx_attempt_t **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        v[i]->status = NULL;
+    for (int row = 0; r && row < nx_res_rows(r); row++) {
+        const char *id = nx_res_get(r, row, 0);
+        for (int i = 0; i < n; i++)
+            if (strcmp(v[i]->job_id, id) == 0) {
+                const char *s = nx_res_get(r, row, 1);
+                v[i]->status = strcmp(s, "completed") == 0 ? "completed"
+                               : strcmp(s, "failed") == 0  ? "failed"
+                                                           : "pending";
+            }
+    }
+}
+
+/* ---- complete -------------------------------------------------------------- */
+
+static const nx_stmt_t st_complete = {
+    "jobs_complete",
+    "UPDATE jobs j SET status = 'completed', output = v.output, error_message = NULL,"
+    " completed_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+    " FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid, attempt int,"
+    " output jsonb)"
+    " WHERE j.organisation_id = v.organisation_id AND j.id = v.id"
+    " AND j.status = 'running' AND j.attempt_count = v.attempt AND j.lease_owner = $2"
+    " RETURNING j.id, j.status",
+    2,
+};
+
+static int extra_output(nx_buf_t *b, const nx_attempt_t *a)
+{
+    return nx_buf_puts(b, ", \"output\": ") || nx_buf_puts(b, a->output) ? NX_ENOMEM : NX_OK;
+}
+
+int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
+                      int n, nx_err_t *err)
+{
+    const char *batch = batch_json(scratch, v, n, extra_output);
+    if (!batch)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    const char *p[] = {batch, owner};
+    nx_res_t *r;
+    int rc = nx_db_exec(db, scratch, &st_complete, p, &r, err);
+    if (rc == NX_OK)
+        mark_status(r, v, n);
+    return rc;
+}
+
+/* ---- fail ------------------------------------------------------------------ */
+
+static const nx_stmt_t st_fail = {
+    "jobs_fail",
+    "WITH v AS ("
+    " SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid,"
+    " attempt int, error text, reap boolean)"
+    "), f AS ("
+    " UPDATE jobs j SET"
+    " status = CASE WHEN j.attempt_count >= j.max_attempts THEN 'failed' ELSE 'pending' END,"
+    " run_at = CASE WHEN j.attempt_count >= j.max_attempts THEN j.run_at"
+    " ELSE now() + make_interval(secs => $3::int) END,"
+    " failed_at = CASE WHEN j.attempt_count >= j.max_attempts THEN now() END,"
+    " error_message = v.error, lease_owner = NULL, lease_expires_at = NULL"
+    " FROM v"
+    " WHERE j.organisation_id = $2::uuid AND v.organisation_id = $2::uuid AND j.id = v.id"
+    " AND j.status = 'running' AND j.attempt_count = v.attempt"
+    " AND (j.lease_owner = $4 OR (v.reap AND j.lease_expires_at < now()))"
+    " RETURNING j.organisation_id, j.id, j.status, j.credits_charged, j.job_type"
+    "), refund AS ("
+    " UPDATE org_credits c SET balance = c.balance + r.total"
+    " FROM (SELECT organisation_id, sum(credits_charged)::int AS total FROM f"
+    " WHERE status = 'failed' AND credits_charged > 0 GROUP BY organisation_id) r"
+    " WHERE c.organisation_id = $2::uuid AND c.organisation_id = r.organisation_id"
+    "), refund_tx AS ("
+    " INSERT INTO credit_transactions (organisation_id, amount, type, job_id, description)"
+    " SELECT organisation_id, credits_charged, 'REFUND', id,"
+    " 'refund: ' || job_type || ' job failed'"
+    " FROM f WHERE status = 'failed' AND credits_charged > 0"
+    ")"
+    " SELECT id, status FROM f",
+    4,
+};
+
+static int extra_error(nx_buf_t *b, const nx_attempt_t *a)
+{
+    const char *e = a->error && *a->error ? a->error : "the attempt failed";
+    int rc = nx_buf_puts(b, ", \"error\": ");
+    rc = rc ? rc : nx_buf_json_str(b, e);
+    return rc ? rc : nx_buf_puts(b, a->reap ? ", \"reap\": true" : ", \"reap\": false");
+}
+
+/* One tenant transaction for the attempts of v[0..n) that belong to org. */
+static int fail_org(nx_db_t *db, nx_arena_t *scratch, const char *owner, const char *delay,
+                    const char *org, nx_attempt_t **v, int n, nx_err_t *err)
+{
+    const char *batch = batch_json(scratch, v, n, extra_error);
+    nx_tx_t *tx = batch ? nx_tx_new(db, scratch, org, NULL, 0) : NULL;
+    if (!tx)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    const char *p[] = {batch, org, delay, owner};
+    int idx = nx_tx_add(tx, &st_fail, p);
+    if (idx < 0)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    int rc = nx_tx_run(tx, err);
+    if (rc == NX_OK)
+        mark_status(nx_tx_res(tx, idx), v, n);
+    return rc;
+}
+
+int nx_queue_fail(nx_db_t *db, nx_arena_t *scratch, const char *owner, int retry_delay,
+                  nx_attempt_t **v, int n, nx_err_t *err)
+{
+    char delay[16];
+    snprintf(delay, sizeof(delay), "%d", retry_delay);
+    nx_attempt_t **group = nx_arena_alloc(scratch, (size_t)(n ? n : 1) * sizeof(*group));
+    bool *seen = nx_arena_calloc(scratch, (size_t)(n ? n : 1) * sizeof(*seen));
+    if (!group || !seen)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    int first_rc = NX_OK;
+    for (int i = 0; i < n; i++) {
+        if (seen[i])
+            continue;
+        int m = 0;
+        for (int k = i; k < n; k++)
+            if (!seen[k] && strcmp(v[k]->org_id, v[i]->org_id) == 0) {
+                seen[k] = true;
+                group[m++] = v[k];
+            }
+        nx_err_t e = {0};
+        int rc = fail_org(db, scratch, owner, delay, v[i]->org_id, group, m, &e);
+        if (rc && !first_rc) {
+            first_rc = rc;
+            *err = e;
+        }
+        if (rc == NX_EUNAVAILABLE)
+            break;
+    }
+    return first_rc;
+}
+
+/* ---- leases ---------------------------------------------------------------- */
+
+static const nx_stmt_t st_renew = {
+    "jobs_renew",
+    "UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $3::int)"
+    " FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid, attempt int)"
+    " WHERE j.organisation_id = v.organisation_id AND j.id = v.id"
+    " AND j.status = 'running' AND j.attempt_count = v.attempt AND j.lease_owner = $2"
+    " RETURNING j.id",
+    3,
+};
+
+int nx_queue_renew(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s,
+                   nx_attempt_t **v, int n, int *lost, nx_err_t *err)
+{
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%d", lease_s);
+    const char *batch = batch_json(scratch, v, n, NULL);
+    if (!batch)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    const char *p[] = {batch, owner, lease};
+    nx_res_t *r;
+    int rc = nx_db_exec(db, scratch, &st_renew, p, &r, err);
+    if (rc == NX_OK)
+        *lost = n - nx_res_rows(r);
+    return rc;
+}
+
+static const nx_stmt_t st_release = {
+    "jobs_release",
+    "UPDATE jobs j SET status = 'pending', attempt_count = j.attempt_count - 1,"
+    " run_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+    " FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid, attempt int)"
+    " WHERE j.organisation_id = v.organisation_id AND j.id = v.id"
+    " AND j.status = 'running' AND j.attempt_count = v.attempt AND j.lease_owner = $2"
+    " RETURNING j.id",
+    2,
+};
+
+int nx_queue_release(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
+                     int n, nx_err_t *err)
+{
+    const char *batch = batch_json(scratch, v, n, NULL);
+    if (!batch)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    const char *p[] = {batch, owner};
+    return nx_db_exec(db, scratch, &st_release, p, NULL, err);
+}
+
+static const nx_stmt_t st_expired_final = {
+    "jobs_expired_final",
+    "SELECT organisation_id, id, job_type, attempt_count, max_attempts FROM jobs"
+    " WHERE status = 'running' AND lease_expires_at < now()"
+    " AND attempt_count >= max_attempts"
+    " ORDER BY lease_expires_at LIMIT $1::int",
+    1,
+};
+
+int nx_queue_expired_final(nx_db_t *db, nx_arena_t *scratch, int limit, nx_attempt_t **list,
+                           int *n, nx_err_t *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {lim};
+    nx_res_t *r;
+    *n = 0;
+    int rc = nx_db_exec(db, scratch, &st_expired_final, p, &r, err);
+    if (rc)
+        return rc;
+    rc = rows_to_attempts(r, -1, true, list, n, err);
+    for (nx_attempt_t *a = *list; !rc && a; a = a->next)
+        if (a->reap && !a->error) {
+            a->done = true;
+            a->rc = NX_EUNAVAILABLE;
+            a->error = "the worker running the last attempt stopped responding (lease expired)";
+        }
+    return rc;
+}
+
+/* ---- prune ----------------------------------------------------------------- */
+
+static const nx_stmt_t st_prune = {
+    "jobs_prune",
+    "DELETE FROM jobs j USING ("
+    " SELECT organisation_id, id FROM jobs"
+    " WHERE status IN ('completed', 'failed')"
+    " AND updated_at < now() - make_interval(days => $1::int) LIMIT $2::int"
+    ") d WHERE j.organisation_id = d.organisation_id AND j.id = d.id",
+    2,
+};
+
+int nx_queue_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *deleted,
+                   nx_err_t *err)
+{
+    char d[16], lim[16];
+    snprintf(d, sizeof(d), "%d", days);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {d, lim};
+    nx_res_t *r;
+    int rc = nx_db_exec(db, scratch, &st_prune, p, &r, err);
+    *deleted = rc ? 0 : nx_res_affected(r);
+    return rc;
+}
