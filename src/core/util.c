@@ -92,7 +92,7 @@ int64_t nx_time_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-bool nx_utf8_valid(const char *str, size_t n)
+size_t nx_utf8_valid_prefix(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -114,22 +114,24 @@ bool nx_utf8_valid(const char *str, size_t n)
             len = 4;
             cp = c & 0x07;
         } else {
-            return false;
+            return i;
         }
         if (i + len > n)
-            return false;
+            return i;
         for (size_t k = 1; k < len; k++) {
             if ((s[i + k] & 0xc0) != 0x80)
-                return false;
+                return i;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
             cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+            return i;
         i += len;
     }
-    return true;
+    return n;
 }
+
+bool nx_utf8_valid(const char *str, size_t n) { return nx_utf8_valid_prefix(str, n) == n; }
 
 size_t nx_utf8_len(const char *str, size_t n)
 {

@@ -24,6 +24,8 @@ int64_t nx_time_mono_us(void);
 
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool nx_utf8_valid(const char *s, size_t n);
+/* Length of the longest well-formed UTF-8 prefix of s[0..n). */
+size_t nx_utf8_valid_prefix(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t nx_utf8_len(const char *s, size_t n);
 

@@ -207,7 +207,7 @@ def json_server(server):
 @pytest.mark.parametrize("body,words", [
     (b'{"id_token": ', "not valid JSON"),
     (b"{'id_token': 'x'}", "not valid JSON"),
-    (b'{"id_token": "\xff\xfe"}', "UTF-8"),
+    (b'{"id_token": 1, \xff\xfe: 2}', "UTF-8"),
     (b'["id_token"]', "JSON object"),
     (b'"id_token"', "JSON object"),
     (b'{"id_token": "a", "id_token": "b"}', "repeats a key"),
@@ -218,6 +218,21 @@ def test_bad_json_body_is_400(json_server, body, words):
                             headers={"Content-Type": "application/json"})
     p = assert_problem(r, 400, "bad-request")
     assert words in p["detail"]
+
+
+@pytest.mark.parametrize("body", [b'{"id_token": "\xff\xfe"}', b'{"id_token": "\\ud800"}',
+                                  b'{"id_token": ["ok", {"deep": "\xc3\x28"}]}'])
+def test_invalid_utf8_inside_a_value_is_422_naming_the_field(json_server, body):
+    r = json_server.request("POST", JSON_ROUTE, body=body,
+                            headers={"Content-Type": "application/json"})
+    p = assert_problem(r, 422, "validation-error")
+    assert p["errors"] == [{"field": "id_token", "message": "must be valid UTF-8 text"}]
+
+
+def test_surrogate_pair_escape_is_valid_text(json_server):
+    r = json_server.request("POST", JSON_ROUTE, body=b'{"id_token": "\\ud83d\\ude00"}',
+                            headers={"Content-Type": "application/json"})
+    assert r.status != 422 and r.status != 400
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded",

@@ -256,10 +256,15 @@ def test_bad_input_is_422_and_debits_nothing(db, server_factory):
         p = r.json()
         assert r.header("Content-Type").startswith("application/problem+json")
         assert p["status"] == 422 and p["errors"][0]["field"] == "text", p
-    # invalid UTF-8 in the body: not valid UTF-8 JSON at all, so 400 (api.md conventions)
-    for raw in (b'{"text": "abc\xff\xfe"}', b'{"text": "\xc3\x28"}', b'{"text": "\\ud800"}'):
+    # text that is not valid UTF-8 (raw bytes, or an unpaired surrogate escape)
+    # is a 422 naming the field; invalid bytes that break the structure are a 400
+    for raw in (b'{"text": "abc\xff\xfe"}', b'{"text": "\xc3\x28"}', b'{"text": "\\ud800"}',
+                b'{"text": "ok \\udc00 then"}'):
         r = bad(server, t, None, raw)
-        assert r.status == 400, r.body
+        assert r.status == 422, r.body
+        assert r.json()["errors"][0]["field"] == "text"
+    r = bad(server, t, None, b'{"text": "fine", \xff: 1}')
+    assert r.status == 400, r.body
     assert t.balance() == 100
     assert db.sql("SELECT count(*) FROM jobs") == "0"
     assert db.sql(f"SELECT count(*) FROM credit_transactions WHERE type = 'DEDUCTION'") == "0"

@@ -5,10 +5,15 @@
  * application/json (parameters allowed; a charset other than utf-8 is
  * refused) else 415; a body is read no further than NX_BODY_MAX (1 MiB):
  * a larger Content-Length gets 413 before any of it is read, a chunked body
- * is cut off (connection closed) once it passes the limit; an empty body, invalid UTF-8, malformed
+ * is cut off (connection closed) once it passes the limit; an empty body, malformed
  * JSON, a duplicated key (JSON_REJECT_DUPLICATES: {"a":1,"a":2} is ambiguous,
  * and parsers disagree which one wins) or a value that is not an object is a
  * 400. The parsed value is released with the request arena.
+ *
+ * Text that is not valid UTF-8 - raw bytes, or an escaped unpaired surrogate
+ * such as "\ud800" - is a 400 when it breaks the body's structure, and a 422
+ * naming the member when it sits inside a member's string value, so the
+ * client learns which field to fix ({"text": "\xff"} -> 422, field "text").
  */
 #include "core/nx.h"
 #include "http/http_int.h"
@@ -89,19 +94,150 @@ int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err)
 
 static void decref(void *p) { json_decref(p); }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The code unit of a \uXXXX escape at p (p[0] == '\\'), or -1. */
+static long escape_unit(const char *p, const char *end)
+{
+    if (end - p < 6 || p[1] != 'u')
+        return -1;
+    long v = 0;
+    for (int i = 2; i < 6; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* Copies body with every invalid UTF-8 byte and every unpaired surrogate
+ * escape replaced by mark. NULL on arena exhaustion. */
+static char *mark_bad_text(nx_arena_t *arena, const char *body, size_t len, const char *mark)
+{
+    nx_buf_t b;
+    nx_buf_init(&b, arena, 8 * len + 64);
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        size_t ok = nx_utf8_valid_prefix(p, (size_t)(end - p));
+        const char *stop = p + ok;
+        while (p < stop) {
+            const char *bs = memchr(p, '\\', (size_t)(stop - p));
+            const char *upto = bs ? bs : stop;
+            if (nx_buf_append(&b, p, (size_t)(upto - p)) != NX_OK)
+                return NULL;
+            p = upto;
+            if (!bs)
+                break;
+            long hi = escape_unit(p, stop);
+            if (hi >= 0xd800 && hi <= 0xdbff) {
+                long lo = escape_unit(p + 6, stop);
+                if (lo >= 0xdc00 && lo <= 0xdfff) { /* a proper pair */
+                    if (nx_buf_append(&b, p, 12) != NX_OK)
+                        return NULL;
+                    p += 12;
+                    continue;
+                }
+            }
+            if (hi >= 0xd800 && hi <= 0xdfff) {
+                if (nx_buf_puts(&b, mark) != NX_OK)
+                    return NULL;
+                p += 6;
+                continue;
+            }
+            size_t n = stop - p >= 2 ? 2 : 1; /* any other escape pair */
+            if (nx_buf_append(&b, p, n) != NX_OK)
+                return NULL;
+            p += n;
+        }
+        if (p < end) { /* one invalid byte */
+            if (nx_buf_puts(&b, mark) != NX_OK)
+                return NULL;
+            p++;
+        }
+    }
+    return b.data ? b.data : nx_arena_strdup(arena, "");
+}
+
+/* True when a string in v (at any depth) contains mark. */
+static bool holds_mark(json_t *v, const char *mark)
+{
+    size_t i;
+    const char *k;
+    json_t *item;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return strstr(json_string_value(v), mark) != NULL;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, item) if (holds_mark(item, mark)) return true;
+        return false;
+    case JSON_OBJECT:
+        json_object_foreach(v, k, item) if (strstr(k, mark) || holds_mark(item, mark)) return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* For a body whose text is not valid UTF-8: when the bad text sits inside
+ * string values of members, sets a 422 naming those members. */
+static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_err_t *err)
+{
+    unsigned char raw[8];
+    char hex[17], mark[24];
+    if (nx_random_bytes(raw, sizeof(raw)) != NX_OK)
+        return false;
+    nx_hex(raw, sizeof(raw), hex);
+    snprintf(mark, sizeof(mark), "~nx%s~", hex);
+    char *copy = mark_bad_text(arena, body, len, mark);
+    if (!copy)
+        return false;
+    json_t *v = json_loads(copy, JSON_REJECT_DUPLICATES, NULL);
+    if (!v)
+        return false;
+    bool found = false;
+    const char *key;
+    json_t *member;
+    json_object_foreach(v, key, member) {
+        if (holds_mark(member, mark)) {
+            nx_err_field(err, key, "must be valid UTF-8 text");
+            found = true;
+        }
+    }
+    json_decref(v);
+    return found;
+}
+
 int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, json_t **out,
                             nx_err_t *err)
 {
     *out = NULL;
     if (!body || len == 0)
         return nx_err_set(err, NX_EINVAL, "A JSON object body is required.");
-    if (!nx_utf8_valid(body, len))
+    if (!nx_utf8_valid(body, len)) {
+        if (bad_text_field(arena, body, len, err))
+            return NX_EVALIDATION;
         return nx_err_set(err, NX_EINVAL, "The request body is not valid UTF-8.");
+    }
     json_error_t je;
     json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!v) {
         if (json_error_code(&je) == json_error_duplicate_key)
             return nx_err_set(err, NX_EINVAL, "The JSON body repeats a key.");
+        if (json_error_code(&je) == json_error_invalid_utf8 ||
+            strncmp(je.text, "invalid Unicode", 15) == 0) {
+            if (bad_text_field(arena, body, len, err))
+                return NX_EVALIDATION;
+        }
         return nx_err_set(err, NX_EINVAL, "The request body is not valid JSON (line %d, column %d).",
                           je.line, je.column);
     }
