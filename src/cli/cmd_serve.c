@@ -68,9 +68,6 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     nx_err_t err = {0};
     nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL);
 
-    /* AUTH: nx_auth_init (in cmd_serve) resolved the JWT secret and
-     * registered nx_auth_request as the auth hook. */
-
     nx_http_opts_t o = {
         .host = s->host,
         .port = s->port,
@@ -85,8 +82,8 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     if (nx_http_start(&o, &port, &err) != NX_OK)
         return nx_cli_fail_err(&err);
 
-    /* JOBS: in-process job workers (WORKER_CONCURRENCY) start here and stop
-     * after nx_http_shutdown below. */
+    /* In-process job workers (WORKER_CONCURRENCY, 0 for none) stop after
+     * the HTTP server, so requests in flight can still enqueue. */
     if (nx_jobs_start(s, t, &err) != NX_OK) {
         nx_http_shutdown(0);
         return nx_cli_fail_err(&err);
@@ -96,8 +93,13 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     bool v6 = strchr(s->host, ':') != NULL;
     snprintf(url, sizeof(url), "http://%s%s%s:%d", v6 ? "[" : "", s->host, v6 ? "]" : "",
              port);
-    char msg[340];
-    snprintf(msg, sizeof(msg), "listening on %s", url);
+    /* A wildcard address is not something to type in a browser. */
+    bool any = strcmp(s->host, "0.0.0.0") == 0 || strcmp(s->host, "::") == 0;
+    char msg[400];
+    if (any)
+        snprintf(msg, sizeof(msg), "listening on %s (open http://localhost:%d/docs)", url, port);
+    else
+        snprintf(msg, sizeof(msg), "listening on %s", url);
     nx_log(NX_LOG_INFO, msg, NX_LS("url", url), NX_LI("port", port),
            NX_LI("threads", s->http_threads), NX_LS("version", NX_VERSION));
 
