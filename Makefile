@@ -35,7 +35,7 @@ build-asan: web
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build-asan
+test: deps build build-asan
 	@$(MAKE) --no-print-directory unit e2e
 
 unit:

@@ -284,7 +284,7 @@ int nx_provider_gemini_run(nx_arena_t *a, const char *job_type, const char *text
     nx_buf_init(&ans.buf, a, ANSWER_MAX);
     if (request_body(a, analyse, text, len, &body))
         return nx_err_set(err, NX_ENOMEM, "out of memory");
-    char *reply;
+    char *reply = NULL;
     int rc = post(a, body.data, &ans, err);
     if (rc || (rc = candidate_text(a, &ans, &reply, err)))
         return rc;
