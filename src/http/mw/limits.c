@@ -214,6 +214,8 @@ static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_e
         }
     }
     json_decref(v);
+    if (found && !err->detail[0])
+        snprintf(err->detail, sizeof(err->detail), "Text in the request body is not valid UTF-8.");
     return found;
 }
 

@@ -97,9 +97,8 @@ static void test_json_object(void **state)
         const char *detail;
     } bad[] = {
         {"", "required"},
-        {"{\"a\": \"\xff\"}", "UTF-8"},
-        {"{\"a\": \"\xc0\xaf\"}", "UTF-8"},         /* overlong */
-        {"{\"a\": \"\xed\xa0\x80\"}", "UTF-8"},     /* surrogate */
+        {"{\"a\": 1, \"\xff\": 2}", "UTF-8"},      /* in a key: structure */
+        {"{\"a\": 1\xff}", "UTF-8"},                 /* between tokens */
         {"{\"a\": 1", "not valid JSON"},
         {"{'a': 1}", "not valid JSON"},
         {"{\"a\": 1} trailing", "not valid JSON"},
@@ -116,6 +115,25 @@ static void test_json_object(void **state)
                      bad[i].detail);
         assert_int_equal(nx_err_status(err.code), 400);
     }
+    /* Bad text inside a member's value names the member in a 422. */
+    const char *bad_text[] = {
+        "{\"a\": \"\xff\"}",
+        "{\"a\": \"\xc0\xaf\"}",     /* overlong */
+        "{\"a\": \"\xed\xa0\x80\"}", /* encoded surrogate */
+        "{\"a\": \"\\ud800\"}",       /* escaped unpaired surrogate */
+        "{\"a\": \"x\\udc00y\"}",
+        "{\"a\": [\"ok\", {\"b\": \"\xfe\"}]}",
+    };
+    for (size_t i = 0; i < NX_ARRAY_LEN(bad_text); i++) {
+        int rc = parse(bad_text[i], strlen(bad_text[i]), &v, &err);
+        if (rc != NX_EVALIDATION || err.nfields != 1 || strcmp(err.fields[0].field, "a") != 0)
+            fail_msg("text %zu: rc %d nfields %d", i, rc, err.nfields);
+        assert_int_equal(nx_err_status(err.code), 422);
+        assert_non_null(strstr(err.detail, "UTF-8"));
+    }
+    /* A proper surrogate pair is fine; an escaped backslash is not an escape. */
+    const char pair[] = "{\"a\": \"\\ud83d\\ude00 \\\\ud800\"}";
+    assert_int_equal(parse(pair, sizeof(pair) - 1, &v, &err), NX_OK);
     /* An embedded NUL is not valid JSON text either. */
     assert_int_equal(parse("{\"a\":\"x\0\"}", 10, &v, &err), NX_EINVAL);
 }
