@@ -30,10 +30,4 @@ int nx_api_users_get(nx_req_t *req, nx_err_t *err);
 int nx_api_users_patch(nx_req_t *req, nx_err_t *err);
 int nx_api_users_delete(nx_req_t *req, nx_err_t *err);
 
-/* Runs one statement in the request's tenant transaction; *out is its
- * result (arena). NX_EUNAUTHORIZED/NX_EFORBIDDEN from the user check, or
- * the statement's mapped error. */
-int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                  nx_res_t **out, nx_err_t *err);
-
 #endif

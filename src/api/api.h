@@ -31,6 +31,17 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err);
 /* Renders a cursor for the row at (epoch microseconds, id); arena string. */
 const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id);
 
+/* Runs one statement in the request's tenant transaction; *out is its
+ * result (arena). NX_EUNAUTHORIZED/NX_EFORBIDDEN from the user check, or
+ * the statement's mapped error. */
+int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
+                  nx_res_t **out, nx_err_t *err);
+
+/* Sends {"items": [...], "next_cursor": ...} with status 200 from rows of
+ * (item json, created_at epoch microseconds, id) fetched with LIMIT
+ * page->limit + 1: the extra row only says that another page exists. */
+int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err);
+
 /* A path parameter that must be a UUID; anything else is NX_ENOTFOUND. */
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err);
 

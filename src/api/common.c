@@ -8,6 +8,7 @@
 #include "core/nx.h"
 #include "api/api.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
@@ -28,6 +29,54 @@ nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err)
     if (!tx)
         nx_err_set(err, NX_ENOMEM, NULL);
     return tx;
+}
+
+int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
+                  nx_res_t **out, nx_err_t *err)
+{
+    nx_tx_t *tx = nx_api_tx(req, err);
+    if (!tx)
+        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
+    int idx = nx_tx_add(tx, st, params);
+    if (idx < 0)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    int rc = nx_tx_run(tx, err);
+    if (rc != NX_OK)
+        return rc;
+    *out = nx_tx_res(tx, idx);
+    return NX_OK;
+}
+
+/* A page of 100 items of a few KB each stays far below this. */
+#define PAGE_BODY_MAX (4 * 1024 * 1024)
+
+int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
+{
+    int rows = nx_res_rows(r);
+    int shown = rows > page->limit ? page->limit : rows;
+    nx_buf_t b;
+    nx_buf_init(&b, req->arena, PAGE_BODY_MAX);
+    int rc = nx_buf_puts(&b, "{\"items\": [");
+    for (int i = 0; rc == NX_OK && i < shown; i++) {
+        if (i)
+            rc = nx_buf_puts(&b, ", ");
+        if (rc == NX_OK)
+            rc = nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
+    }
+    if (rc == NX_OK)
+        rc = nx_buf_puts(&b, "], \"next_cursor\": ");
+    if (rc == NX_OK && rows > page->limit) {
+        const char *cur =
+            nx_api_cursor(req, nx_res_get(r, shown - 1, 1), nx_res_get(r, shown - 1, 2));
+        rc = cur ? nx_buf_json_str(&b, cur) : NX_ENOMEM;
+    } else if (rc == NX_OK) {
+        rc = nx_buf_puts(&b, "null");
+    }
+    if (rc == NX_OK)
+        rc = nx_buf_puts(&b, "}");
+    if (rc != NX_OK)
+        return nx_err_set(err, rc == NX_ETOOBIG ? NX_EINTERNAL : NX_ENOMEM, NULL);
+    return nx_resp_json(req, 200, b.data, b.len);
 }
 
 int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)

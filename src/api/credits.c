@@ -12,14 +12,12 @@
 #include "core/nx.h"
 #include "api/jobs_api.h"
 #include "core/arena.h"
-#include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
 
 #include <stdio.h>
 
-#define PAGE_BODY_MAX (4 * 1024 * 1024)
 
 static const nx_stmt_t st_credits = {
     "api_credits_get",
@@ -65,56 +63,11 @@ static const nx_stmt_t st_usage = {
     2,
 };
 
-int nx_api_jobs_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                       nx_res_t **out, nx_err_t *err)
-{
-    nx_tx_t *tx = nx_api_tx(req, err);
-    if (!tx)
-        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
-    int idx = nx_tx_add(tx, st, params);
-    if (idx < 0)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    int rc = nx_tx_run(tx, err);
-    if (rc != NX_OK)
-        return rc;
-    *out = nx_tx_res(tx, idx);
-    return NX_OK;
-}
-
-int nx_api_jobs_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
-{
-    int rows = nx_res_rows(r);
-    int shown = rows > page->limit ? page->limit : rows;
-    nx_buf_t b;
-    nx_buf_init(&b, req->arena, PAGE_BODY_MAX);
-    int rc = nx_buf_puts(&b, "{\"items\": [");
-    for (int i = 0; rc == NX_OK && i < shown; i++) {
-        if (i)
-            rc = nx_buf_puts(&b, ", ");
-        if (rc == NX_OK)
-            rc = nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
-    }
-    if (rc == NX_OK)
-        rc = nx_buf_puts(&b, "], \"next_cursor\": ");
-    if (rc == NX_OK && rows > page->limit) {
-        const char *cur =
-            nx_api_cursor(req, nx_res_get(r, shown - 1, 1), nx_res_get(r, shown - 1, 2));
-        rc = cur ? nx_buf_json_str(&b, cur) : NX_ENOMEM;
-    } else if (rc == NX_OK) {
-        rc = nx_buf_puts(&b, "null");
-    }
-    if (rc == NX_OK)
-        rc = nx_buf_puts(&b, "}");
-    if (rc != NX_OK)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    return nx_resp_json(req, 200, b.data, b.len);
-}
-
 int nx_api_credits_get(nx_req_t *req, nx_err_t *err)
 {
     const char *params[] = {req->auth.org_id};
     nx_res_t *r;
-    int rc = nx_api_jobs_tx_one(req, &st_credits, params, &r, err);
+    int rc = nx_api_tx_one(req, &st_credits, params, &r, err);
     if (rc != NX_OK)
         return rc;
     if (nx_res_rows(r) != 1)
@@ -132,9 +85,9 @@ int nx_api_credits_transactions_list(nx_req_t *req, nx_err_t *err)
     snprintf(lim, sizeof(lim), "%d", page.limit + 1);
     const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim};
     nx_res_t *r;
-    if ((rc = nx_api_jobs_tx_one(req, &st_transactions, params, &r, err)) != NX_OK)
+    if ((rc = nx_api_tx_one(req, &st_transactions, params, &r, err)) != NX_OK)
         return rc;
-    return nx_api_jobs_send_page(req, r, &page, err);
+    return nx_api_send_page(req, r, &page, err);
 }
 
 int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)
@@ -149,7 +102,7 @@ int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)
     snprintf(d, sizeof(d), "%lld", days);
     const char *params[] = {req->auth.org_id, d};
     nx_res_t *r;
-    int rc = nx_api_jobs_tx_one(req, &st_usage, params, &r, err);
+    int rc = nx_api_tx_one(req, &st_usage, params, &r, err);
     if (rc != NX_OK)
         return rc;
     if (nx_res_rows(r) != 1)

@@ -120,9 +120,9 @@ int nx_api_jobs_list(nx_req_t *req, nx_err_t *err)
     snprintf(lim, sizeof(lim), "%d", page.limit + 1);
     const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim, status};
     nx_res_t *r;
-    if ((rc = nx_api_jobs_tx_one(req, &st_list, params, &r, err)) != NX_OK)
+    if ((rc = nx_api_tx_one(req, &st_list, params, &r, err)) != NX_OK)
         return rc;
-    return nx_api_jobs_send_page(req, r, &page, err);
+    return nx_api_send_page(req, r, &page, err);
 }
 
 int nx_api_jobs_get(nx_req_t *req, nx_err_t *err)
@@ -133,7 +133,7 @@ int nx_api_jobs_get(nx_req_t *req, nx_err_t *err)
         return rc;
     const char *params[] = {req->auth.org_id, id};
     nx_res_t *r;
-    if ((rc = nx_api_jobs_tx_one(req, &st_get, params, &r, err)) != NX_OK)
+    if ((rc = nx_api_tx_one(req, &st_get, params, &r, err)) != NX_OK)
         return rc;
     if (nx_res_rows(r) != 1)
         return nx_err_set(err, NX_ENOTFOUND, "No such job.");

@@ -27,11 +27,4 @@ int nx_api_jobs_analyse(nx_req_t *req, nx_err_t *err);
 int nx_api_jobs_list(nx_req_t *req, nx_err_t *err);
 int nx_api_jobs_get(nx_req_t *req, nx_err_t *err);
 
-/* Runs st in the request's tenant transaction; *out its result (arena). */
-int nx_api_jobs_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                       nx_res_t **out, nx_err_t *err);
-/* Renders {"items": [...], "next_cursor"} from rows of (json, epoch_us, id)
- * fetched with LIMIT page->limit + 1, and sends it with status 200. */
-int nx_api_jobs_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err);
-
 #endif

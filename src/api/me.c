@@ -16,22 +16,6 @@ static const nx_stmt_t st_me = {
     2,
 };
 
-int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                  nx_res_t **out, nx_err_t *err)
-{
-    nx_tx_t *tx = nx_api_tx(req, err);
-    if (!tx)
-        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
-    int idx = nx_tx_add(tx, st, params);
-    if (idx < 0)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    int rc = nx_tx_run(tx, err);
-    if (rc != NX_OK)
-        return rc;
-    *out = nx_tx_res(tx, idx);
-    return NX_OK;
-}
-
 int nx_api_me_get(nx_req_t *req, nx_err_t *err)
 {
     const char *params[] = {req->auth.org_id, req->auth.user_id};

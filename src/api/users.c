@@ -13,7 +13,6 @@
 #include "api/accounts.h"
 #include "api/api.h"
 #include "core/arena.h"
-#include "core/buf.h"
 #include "core/err.h"
 #include "db/db.h"
 
@@ -77,30 +76,7 @@ int nx_api_users_list(nx_req_t *req, nx_err_t *err)
     nx_res_t *r;
     if ((rc = nx_api_tx_one(req, &st_list, params, &r, err)) != NX_OK)
         return rc;
-    int rows = nx_res_rows(r);
-    int shown = rows > page.limit ? page.limit : rows;
-    nx_buf_t b;
-    nx_buf_init(&b, req->arena, 4 * 1024 * 1024);
-    rc = nx_buf_puts(&b, "{\"items\": [");
-    for (int i = 0; rc == NX_OK && i < shown; i++) {
-        if (i)
-            rc = nx_buf_puts(&b, ", ");
-        if (rc == NX_OK)
-            rc = nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
-    }
-    if (rc == NX_OK)
-        rc = nx_buf_puts(&b, "], \"next_cursor\": ");
-    if (rc == NX_OK && rows > page.limit) {
-        const char *cur = nx_api_cursor(req, nx_res_get(r, shown - 1, 1), nx_res_get(r, shown - 1, 2));
-        rc = cur ? nx_buf_json_str(&b, cur) : NX_ENOMEM;
-    } else if (rc == NX_OK) {
-        rc = nx_buf_puts(&b, "null");
-    }
-    if (rc == NX_OK)
-        rc = nx_buf_puts(&b, "}");
-    if (rc != NX_OK)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    return nx_resp_json(req, 200, b.data, b.len);
+    return nx_api_send_page(req, r, &page, err);
 }
 
 int nx_api_users_get(nx_req_t *req, nx_err_t *err)
