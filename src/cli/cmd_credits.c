@@ -13,11 +13,10 @@
  */
 #include "core/nx.h"
 #include "cli/cli.h"
-#include "core/arena.h"
+#include "cli/session.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "db/target.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -31,18 +30,18 @@
 static const nx_stmt_t st_grant = {
     "cli_credits_grant",
     "WITH org AS ("
-    " SELECT o.id FROM organisations o WHERE o.id = $1::uuid OR o.domain = lower($2)"
+    " SELECT o.id FROM organisations o WHERE o.id = $1::uuid"
     "), up AS ("
-    " INSERT INTO org_credits (organisation_id, balance) SELECT org.id, $3::int FROM org"
+    " INSERT INTO org_credits (organisation_id, balance) SELECT org.id, $2::int FROM org"
     " ON CONFLICT (organisation_id)"
     " DO UPDATE SET balance = org_credits.balance + EXCLUDED.balance"
     " RETURNING organisation_id, balance"
     "), grant_tx AS ("
     " INSERT INTO credit_transactions (organisation_id, amount, type, description)"
-    " SELECT up.organisation_id, $3::int, 'GRANT', $4 FROM up"
+    " SELECT up.organisation_id, $2::int, 'GRANT', $3 FROM up"
     ")"
     " SELECT organisation_id, balance FROM up",
-    4,
+    3,
 };
 
 static const nx_stmt_t st_show = {
@@ -55,8 +54,8 @@ static const nx_stmt_t st_show = {
     "   sum(t.amount) FILTER (WHERE t.type = 'DEDUCTION') AS deductions,"
     "   sum(t.amount) FILTER (WHERE t.type = 'REFUND') AS refunds"
     "  FROM credit_transactions t WHERE t.organisation_id = o.id) l ON true"
-    " WHERE o.id = $1::uuid OR o.domain = lower($2)",
-    2,
+    " WHERE o.id = $1::uuid",
+    1,
 };
 
 static const nx_stmt_t st_recent = {
@@ -68,22 +67,21 @@ static const nx_stmt_t st_recent = {
     1,
 };
 
+/* The session, the organisation's id and ORG as given (for messages). */
 struct run {
-    nx_db_t *db;
-    nx_arena_t *arena;
-    const char *org_id;  /* when ORG is a UUID */
-    const char *domain;  /* otherwise */
-    const char *org_arg; /* as given, for messages */
+    nx_cli_session_t *cs;
+    const char *org_id;
+    const char *org_arg;
 };
 
 static int grant(struct run *r, long long amount, const char *reason)
 {
     char amt[24];
     snprintf(amt, sizeof(amt), "%lld", amount);
-    const char *p[] = {r->org_id, r->domain, amt, reason};
+    const char *p[] = {r->org_id, amt, reason};
     nx_err_t err = {0};
     nx_res_t *res;
-    if (nx_db_exec(r->db, r->arena, &st_grant, p, &res, &err) != NX_OK)
+    if (nx_db_exec(r->cs->owner, r->cs->arena, &st_grant, p, &res, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     if (nx_res_rows(res) != 1)
         return nx_cli_fail("no organisation \"%s\"", r->org_arg);
@@ -94,10 +92,10 @@ static int grant(struct run *r, long long amount, const char *reason)
 
 static int show(struct run *r)
 {
-    const char *p[] = {r->org_id, r->domain};
+    const char *p[] = {r->org_id};
     nx_err_t err = {0};
     nx_res_t *res, *recent;
-    if (nx_db_exec(r->db, r->arena, &st_show, p, &res, &err) != NX_OK)
+    if (nx_db_exec(r->cs->owner, r->cs->arena, &st_show, p, &res, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     if (nx_res_rows(res) != 1)
         return nx_cli_fail("no organisation \"%s\"", r->org_arg);
@@ -107,7 +105,7 @@ static int show(struct run *r)
     printf("ledger        grants %s - deductions %s + refunds %s\n", nx_res_get(res, 0, 4),
            nx_res_get(res, 0, 5), nx_res_get(res, 0, 6));
     const char *p2[] = {id};
-    if (nx_db_exec(r->db, r->arena, &st_recent, p2, &recent, &err) != NX_OK)
+    if (nx_db_exec(r->cs->owner, r->cs->arena, &st_recent, p2, &recent, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     if (nx_res_rows(recent) > 0)
         printf("\n%-27s  %-9s  %6s  %-36s  %s\n", "created_at", "type", "amount", "job_id",
@@ -119,32 +117,21 @@ static int show(struct run *r)
     return NX_EXIT_OK;
 }
 
-/* Opens the configured database as the owner and runs the subcommand. */
+/* Opens the configured database as the owner, finds ORG and runs the
+ * subcommand (amount 0: show). */
 static int with_owner(nx_settings_t *s, const char *org, long long amount, const char *reason)
 {
-    nx_err_t err = {0};
-    nx_db_target_t t = {0};
-    if (nx_db_target_open(&t, s, &err) != NX_OK)
-        return nx_cli_fail_err(&err);
-    struct run r = {.org_arg = org};
-    char *lower = NULL;
-    r.arena = nx_arena_new(8192);
-    int rc;
-    if (r.arena && !nx_uuid_valid(org) && (lower = nx_arena_strdup(r.arena, org)))
-        for (char *c = lower; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
-    r.org_id = nx_uuid_valid(org) ? org : NULL;
-    r.domain = r.org_id ? NULL : lower;
-    if (!r.arena || (!r.org_id && !r.domain))
-        rc = nx_cli_fail("out of memory");
-    else if (nx_db_connect(&r.db, t.owner_conninfo, NULL, &err) != NX_OK)
-        rc = nx_cli_fail_err(&err);
-    else
+    nx_cli_session_t cs;
+    int rc = nx_cli_session_open(&cs, s);
+    if (rc != NX_EXIT_OK)
+        return rc;
+    struct run r = {.cs = &cs, .org_arg = org};
+    rc = nx_cli_lookup_org(&cs, org, &r.org_id);
+    if (rc == NX_EXIT_OK && !r.org_id)
+        rc = nx_cli_fail("no organisation \"%s\"", org);
+    else if (rc == NX_EXIT_OK)
         rc = amount > 0 ? grant(&r, amount, reason) : show(&r);
-    if (r.arena)
-        nx_arena_free(r.arena);
-    nx_db_free(r.db);
-    nx_db_target_close(&t);
+    nx_cli_session_close(&cs);
     return rc;
 }
 

@@ -11,11 +11,10 @@
  */
 #include "core/nx.h"
 #include "cli/cli.h"
-#include "core/arena.h"
+#include "cli/session.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "db/target.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -43,24 +42,6 @@ static const nx_stmt_t org_list = {
     "FROM organisations o ORDER BY o.created_at, o.id",
     0,
 };
-
-/* Prints a result as an aligned table under the given headings. */
-static void print_table(const nx_res_t *r, const char *const *heads, int ncols)
-{
-    int w[16] = {0};
-    for (int c = 0; c < ncols && c < 16; c++) {
-        w[c] = (int)strlen(heads[c]);
-        for (int row = 0; row < nx_res_rows(r); row++)
-            if (nx_res_len(r, row, c) > w[c])
-                w[c] = nx_res_len(r, row, c);
-    }
-    for (int c = 0; c < ncols; c++)
-        printf("%-*s%s", c + 1 < ncols ? w[c] : 0, heads[c], c + 1 < ncols ? "  " : "\n");
-    for (int row = 0; row < nx_res_rows(r); row++)
-        for (int c = 0; c < ncols; c++)
-            printf("%-*s%s", c + 1 < ncols ? w[c] : 0, nx_res_get(r, row, c),
-                   c + 1 < ncols ? "  " : "\n");
-}
 
 /* A domain as stored: lower-case letters, digits, dots and hyphens, with a dot. */
 static bool domain_ok(char *d)
@@ -98,30 +79,19 @@ static int run_list(nx_db_t *db, nx_arena_t *a)
         return nx_cli_fail_err(&err);
     static const char *const heads[] = {"id", "name", "domain", "auto_join", "users",
                                         "credits", "created_at"};
-    print_table(r, heads, (int)NX_ARRAY_LEN(heads));
+    nx_cli_print_table(r, heads, (int)NX_ARRAY_LEN(heads));
     return NX_EXIT_OK;
 }
 
 /* Opens the configured database as the owner and runs the verb. */
 static int with_owner(nx_settings_t *s, const char *name, const char *domain, bool create)
 {
-    nx_err_t err = {0};
-    nx_db_target_t t;
-    if (nx_db_target_open(&t, s, &err) != NX_OK)
-        return nx_cli_fail_err(&err);
-    nx_db_t *db = NULL;
-    nx_arena_t *a = nx_arena_new(8192);
-    int rc;
-    if (!a)
-        rc = nx_cli_fail("out of memory");
-    else if (nx_db_connect(&db, t.owner_conninfo, NULL, &err) != NX_OK)
-        rc = nx_cli_fail_err(&err);
-    else
-        rc = create ? run_create(db, a, name, domain) : run_list(db, a);
-    if (a)
-        nx_arena_free(a);
-    nx_db_free(db);
-    nx_db_target_close(&t);
+    nx_cli_session_t cs;
+    int rc = nx_cli_session_open(&cs, s);
+    if (rc != NX_EXIT_OK)
+        return rc;
+    rc = create ? run_create(cs.owner, cs.arena, name, domain) : run_list(cs.owner, cs.arena);
+    nx_cli_session_close(&cs);
     return rc;
 }
 

@@ -10,13 +10,12 @@
  */
 #include "core/nx.h"
 #include "cli/cli.h"
+#include "cli/session.h"
 #include "auth/auth.h"
 #include "config/settings.h"
-#include "core/arena.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "db/target.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,20 +27,26 @@ static const nx_stmt_t st_find = {
     "SELECT u.id, u.organisation_id, u.role, coalesce(o.domain, o.name) "
     "FROM users u JOIN organisations o ON o.id = u.organisation_id "
     "WHERE lower(u.email) = lower($1) "
-    "AND ($2::text IS NULL OR o.id::text = lower($2) OR o.domain = lower($2)) "
+    "AND ($2::uuid IS NULL OR o.id = $2::uuid) "
     "ORDER BY u.created_at, u.id LIMIT 20",
     2,
 };
 
-static int mint(nx_db_t *db, nx_arena_t *a, const nx_settings_t *s, const char *email,
+/* Finds the user (in org when given) and prints a token for them. */
+static int mint(nx_cli_session_t *cs, const nx_settings_t *s, const char *email,
                 const char *org, long long minutes)
 {
     nx_err_t err = {0};
-    const char *params[] = {email, org};
-    nx_res_t *r;
-    if (nx_db_exec(db, a, &st_find, params, &r, &err) != NX_OK)
+    const char *org_id = NULL;
+    int rc = org ? nx_cli_lookup_org(cs, org, &org_id) : NX_EXIT_OK;
+    if (rc != NX_EXIT_OK)
+        return rc;
+    const char *params[] = {email, org_id};
+    nx_res_t *r = NULL;
+    if ((!org || org_id) &&
+        nx_db_exec(cs->owner, cs->arena, &st_find, params, &r, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    int n = nx_res_rows(r);
+    int n = nx_res_rows(r); /* 0 as well when ORG names no organisation */
     if (n == 0)
         return nx_cli_fail(org ? "no user \"%s\" in organisation \"%s\""
                                : "no user \"%s\"%s; add one with \"nexusapi user add\"",
@@ -54,7 +59,7 @@ static int mint(nx_db_t *db, nx_arena_t *a, const nx_settings_t *s, const char *
         return NX_EXIT_USAGE;
     }
     char *token = NULL;
-    if (nx_jwt_mint(a, s->jwt_secret, s->jwt_algorithm, nx_res_get(r, 0, 0),
+    if (nx_jwt_mint(cs->arena, s->jwt_secret, s->jwt_algorithm, nx_res_get(r, 0, 0),
                     nx_res_get(r, 0, 1), nx_res_get(r, 0, 2), minutes * 60, &token,
                     &err) != NX_OK)
         return nx_cli_fail_err(&err);
@@ -91,21 +96,11 @@ int cmd_token(int argc, char **argv, nx_settings_t *s)
     nx_err_t err = {0};
     if (nx_settings_finish_secret(s, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    nx_db_target_t t;
-    if (nx_db_target_open(&t, s, &err) != NX_OK)
-        return nx_cli_fail_err(&err);
-    nx_db_t *db = NULL;
-    nx_arena_t *a = nx_arena_new(8192);
-    int rc;
-    if (!a)
-        rc = nx_cli_fail("out of memory");
-    else if (nx_db_connect(&db, t.owner_conninfo, NULL, &err) != NX_OK)
-        rc = nx_cli_fail_err(&err);
-    else
-        rc = mint(db, a, s, email, org, minutes);
-    if (a)
-        nx_arena_free(a);
-    nx_db_free(db);
-    nx_db_target_close(&t);
+    nx_cli_session_t cs;
+    int rc = nx_cli_session_open(&cs, s);
+    if (rc != NX_EXIT_OK)
+        return rc;
+    rc = mint(&cs, s, email, org, minutes);
+    nx_cli_session_close(&cs);
     return rc;
 }

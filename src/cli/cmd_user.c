@@ -12,11 +12,10 @@
  */
 #include "core/nx.h"
 #include "cli/cli.h"
-#include "core/arena.h"
+#include "cli/session.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "db/target.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -26,10 +25,6 @@
 #define USAGE_LIST "nexusapi user list --org DOMAIN|ID"
 #define USAGE USAGE_ADD " | " USAGE_LIST
 
-static const nx_stmt_t org_by_id = {
-    "cli_org_by_id", "SELECT o.id FROM organisations o WHERE o.id = $1", 1};
-static const nx_stmt_t org_by_domain = {
-    "cli_org_by_domain", "SELECT o.id FROM organisations o WHERE o.domain = lower($1)", 1};
 static const nx_stmt_t user_add = {
     "cli_user_add",
     "INSERT INTO users (organisation_id, email, name, role) VALUES ($1, $2, $3, $4) "
@@ -49,30 +44,6 @@ struct opts {
     const char *role;
     const char *name;
 };
-
-struct run {
-    nx_db_target_t t;
-    nx_arena_t *arena;
-    nx_db_t *owner;
-    nx_db_t *app;
-};
-
-static void print_table(const nx_res_t *r, const char *const *heads, int ncols)
-{
-    int w[16] = {0};
-    for (int c = 0; c < ncols && c < 16; c++) {
-        w[c] = (int)strlen(heads[c]);
-        for (int row = 0; row < nx_res_rows(r); row++)
-            if (nx_res_len(r, row, c) > w[c])
-                w[c] = nx_res_len(r, row, c);
-    }
-    for (int c = 0; c < ncols; c++)
-        printf("%-*s%s", c + 1 < ncols ? w[c] : 0, heads[c], c + 1 < ncols ? "  " : "\n");
-    for (int row = 0; row < nx_res_rows(r); row++)
-        for (int c = 0; c < ncols; c++)
-            printf("%-*s%s", c + 1 < ncols ? w[c] : 0, nx_res_get(r, row, c),
-                   c + 1 < ncols ? "  " : "\n");
-}
 
 /* One '@', something on both sides, a dot in the domain, no spaces. */
 static bool email_ok(char *e)
@@ -128,30 +99,12 @@ static int parse(int argc, char **argv, bool add, struct opts *o)
     return NX_EXIT_OK;
 }
 
-/* The organisation's id (arena copy), or NULL with the failure printed. */
-static const char *resolve_org(struct run *r, const char *org, int *rc)
-{
-    nx_err_t err = {0};
-    nx_res_t *res;
-    const char *p[] = {org};
-    const nx_stmt_t *st = nx_uuid_valid(org) ? &org_by_id : &org_by_domain;
-    if (nx_db_exec(r->owner, r->arena, st, p, &res, &err) != NX_OK) {
-        *rc = nx_cli_fail_err(&err);
-        return NULL;
-    }
-    if (nx_res_rows(res) != 1) {
-        *rc = nx_cli_fail("organisation \"%s\" not found", org);
-        return NULL;
-    }
-    return nx_res_get(res, 0, 0);
-}
-
-static int do_add(struct run *r, const struct opts *o, const char *org_id)
+static int do_add(nx_cli_session_t *cs, const struct opts *o, const char *org_id)
 {
     nx_err_t err = {0};
     nx_res_t *res;
     const char *p[] = {org_id, o->email, o->name, o->role};
-    if (nx_db_exec(r->owner, r->arena, &user_add, p, &res, &err) != NX_OK) {
+    if (nx_db_exec(cs->owner, cs->arena, &user_add, p, &res, &err) != NX_OK) {
         if (err.code == NX_ECONFLICT)
             return nx_cli_fail("user \"%s\" already exists in organisation \"%s\"", o->email,
                                o->org);
@@ -161,45 +114,39 @@ static int do_add(struct run *r, const struct opts *o, const char *org_id)
     return NX_EXIT_OK;
 }
 
-static int do_list(struct run *r, const char *org_id)
+/* Lists through a tenant transaction on its own nexus_app connection. */
+static int do_list(nx_cli_session_t *cs, const char *org_id)
 {
     nx_err_t err = {0};
-    if (nx_db_connect(&r->app, r->t.app_conninfo, r->t.app_role, &err) != NX_OK)
+    nx_db_t *app = NULL;
+    if (nx_db_connect(&app, cs->target.app_conninfo, cs->target.app_role, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    nx_tx_t *tx = nx_tx_new(r->app, r->arena, org_id, NULL, NX_TX_NONE);
+    nx_tx_t *tx = nx_tx_new(app, cs->arena, org_id, NULL, NX_TX_NONE);
     const char *p[] = {org_id};
     int idx = tx ? nx_tx_add(tx, &user_list, p) : -1;
-    if (idx < 0)
-        return nx_cli_fail("out of memory");
-    if (nx_tx_run(tx, &err) != NX_OK)
-        return nx_cli_fail_err(&err);
-    static const char *const heads[] = {"id", "email", "name", "role", "created_at"};
-    print_table(nx_tx_res(tx, idx), heads, (int)NX_ARRAY_LEN(heads));
-    return NX_EXIT_OK;
+    int rc = NX_EXIT_OK;
+    if (idx < 0) {
+        rc = nx_cli_fail("out of memory");
+    } else if (nx_tx_run(tx, &err) != NX_OK) {
+        rc = nx_cli_fail_err(&err);
+    } else {
+        static const char *const heads[] = {"id", "email", "name", "role", "created_at"};
+        nx_cli_print_table(nx_tx_res(tx, idx), heads, (int)NX_ARRAY_LEN(heads));
+    }
+    nx_db_free(app);
+    return rc;
 }
 
 static int run(nx_settings_t *s, const struct opts *o, bool add)
 {
-    nx_err_t err = {0};
-    struct run r = {0};
-    if (nx_db_target_open(&r.t, s, &err) != NX_OK)
-        return nx_cli_fail_err(&err);
-    int rc = NX_EXIT_FAIL;
-    r.arena = nx_arena_new(8192);
-    if (!r.arena) {
-        rc = nx_cli_fail("out of memory");
-    } else if (nx_db_connect(&r.owner, r.t.owner_conninfo, NULL, &err) != NX_OK) {
-        rc = nx_cli_fail_err(&err);
-    } else {
-        const char *org_id = resolve_org(&r, o->org, &rc);
-        if (org_id)
-            rc = add ? do_add(&r, o, org_id) : do_list(&r, org_id);
-    }
-    if (r.arena)
-        nx_arena_free(r.arena);
-    nx_db_free(r.app);
-    nx_db_free(r.owner);
-    nx_db_target_close(&r.t);
+    nx_cli_session_t cs;
+    int rc = nx_cli_session_open(&cs, s);
+    if (rc != NX_EXIT_OK)
+        return rc;
+    const char *org_id = nx_cli_find_org(&cs, o->org, &rc);
+    if (org_id)
+        rc = add ? do_add(&cs, o, org_id) : do_list(&cs, org_id);
+    nx_cli_session_close(&cs);
     return rc;
 }
 
