@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NX_HTTP_MEMORY_LIMIT (32 * 1024)
+#define NX_HTTP_MEMORY_LIMIT (16 * 1024)
 #define NX_HTTP_BACKLOG 1024
 
 static struct MHD_Daemon *daemon_;

@@ -63,6 +63,9 @@ struct pool {
     int64_t drain_deadline_us;
 
     int concurrency;
+    int window;      /* attempts claimed and not yet written back, at most:
+                        concurrency + batch, so the next batch is at hand
+                        when an executor frees up */
     int batch, lease_s, retry_delay, poll_ms, retention_days;
     char owner[128];
     char conninfo[2048];
@@ -173,7 +176,7 @@ static void *executor_main(void *arg)
 /* ---- dispatcher: writing outcomes back -------------------------------------- */
 
 /* Moves the attempts in state (or all, when state < 0) out of inflight into
- * v (capacity p->concurrency); returns how many. Caller holds the lock. */
+ * v (capacity p->window); returns how many. Caller holds the lock. */
 static int take(struct pool *p, int state, nx_attempt_t **v)
 {
     int n = 0;
@@ -290,12 +293,12 @@ static bool claim(struct pool *p, nx_arena_t *scratch, int free)
 
 static void renew(struct pool *p, nx_arena_t *scratch)
 {
-    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)p->concurrency * sizeof(*v));
+    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)p->window * sizeof(*v));
     int n = 0;
     if (!v)
         return;
     pthread_mutex_lock(&p->mu);
-    for (nx_attempt_t *a = p->inflight; a && n < p->concurrency; a = a->next)
+    for (nx_attempt_t *a = p->inflight; a && n < p->window; a = a->next)
         v[n++] = a; /* the fields read below never change after the claim */
     pthread_mutex_unlock(&p->mu);
     if (!n)
@@ -383,7 +386,7 @@ static bool is_stopping(struct pool *p)
 static int free_slots(struct pool *p, int ncarry)
 {
     pthread_mutex_lock(&p->mu);
-    int n = p->concurrency - p->ninflight - ncarry;
+    int n = p->window - p->ninflight - ncarry;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -494,8 +497,8 @@ static void *dispatcher_main(void *arg)
 {
     struct pool *p = arg;
     nx_arena_t *scratch = nx_arena_new(64 * 1024);
-    nx_attempt_t **v = nx_calloc((size_t)p->concurrency * 2 + 1, sizeof(*v));
-    nx_attempt_t **carry = nx_calloc((size_t)p->concurrency + 1, sizeof(*carry));
+    nx_attempt_t **v = nx_calloc((size_t)p->window * 2 + 1, sizeof(*v));
+    nx_attempt_t **carry = nx_calloc((size_t)p->window + 1, sizeof(*carry));
     int ncarry = 0;
     int64_t backoff = 250000;
     struct timers t = {.want_claim = true, .prune = nx_time_mono_us() + PRUNE_FIRST_US};
@@ -550,6 +553,7 @@ static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->concurrency = s->worker_concurrency;
+    p->window = s->worker_concurrency + s->job_batch_size;
     p->batch = s->job_batch_size;
     p->lease_s = s->job_lease_seconds;
     p->retry_delay = s->job_retry_delay;
