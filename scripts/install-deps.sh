@@ -10,7 +10,7 @@ packages=(
   postgresql postgresql-contrib
   nodejs npm
   python3 python3-pytest python3-jwt python3-cryptography
-  wrk procps psmisc curl
+  wrk procps psmisc curl linux-perf
 )
 
 missing=()

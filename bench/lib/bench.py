@@ -1,0 +1,1006 @@
+"""NexusAPI benchmark (issue 6): run by bench/run.sh (`make bench`, `make bench-quick`).
+
+Starts a private PostgreSQL 15 cluster (fsync and synchronous_commit on),
+seeds 100 organisations x 100 users, mints one token per organisation with
+`nexusapi token`, starts `nexusapi serve` on 127.0.0.1 and measures:
+
+  S1  GET /health                          wrk, 64 connections
+  S2  GET /api/v1/users?limit=20           wrk, random token per request
+  S3  POST /api/v1/summarise (1 KB text)   wrk, random token, workers off
+  B2, B3  the bound: pgbench -M prepared at 64, 16 and HTTP_THREADS clients
+      running the statements S2 and S3 send (rendered from src/, see stmts.py)
+  Q1  drain of N queued summarise jobs with WORKER_CONCURRENCY=4
+  M1  server RSS idle and with 1,000 idle keep-alive connections
+
+Runs are interleaved (S1, S2, B2, S3, B3, then again). CPU per request comes
+from /proc (utime+stime of the server and of every process of the cluster,
+reaped backends included through the postmaster's cutime/cstime).
+Prints a summary and writes docs/benchmarks.md (full runs) or
+build/bench/benchmarks-quick.md (BENCH_QUICK=1).
+
+Python 3 standard library only.
+"""
+import datetime
+import http.client
+import json
+import os
+import pwd
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.dirname(HERE)
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, HERE)
+import stmts  # noqa: E402
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+DURATION = int(os.environ.get("BENCH_DURATION", "4" if QUICK else "20"))
+RUNS = int(os.environ.get("BENCH_RUNS", "1" if QUICK else "3"))
+WARMUP = 1 if QUICK else 2
+Q1_JOBS = int(os.environ.get("BENCH_Q1_JOBS", "2000" if QUICK else "20000"))
+Q1_TIMEOUT = 60 if QUICK else 240
+Q1_CONCURRENCY = int(os.environ.get("BENCH_Q1_CONCURRENCY", "4"))  # issue 6: 4
+M1_CONNS = int(os.environ.get("BENCH_M1_CONNS", "1000"))
+CONNS = 64
+BOUND_CLIENTS = [64, 16]  # + HTTP_THREADS (the server's connections), added at start
+WRK_THREADS = 2
+ORGS, USERS, CREDITS = 100, 100, 1_000_000_000
+TOKEN_USER = 2  # the member of each organisation that gets a token
+BIN = os.environ.get("NEXUS_BIN", os.path.join(ROOT, "build", "nexusapi"))
+PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
+SUPERUSER, OWNER, DBNAME, Q1DB = "bench_su", "nexus_owner", "nexus_bench", "nexus_q1"
+CLK = os.sysconf("SC_CLK_TCK")
+NOTE = os.environ.get("BENCH_NOTE", "")
+PROFILE = [x for x in os.environ.get("BENCH_PROFILE", "").split(",") if x]
+PGSS = os.environ.get("BENCH_PGSS", "1") != "0"  # statements per request need it
+ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]  # e.g. S2,M1
+
+
+def wanted(sc):
+    return not ONLY or sc in ONLY
+
+TARGETS = {  # issue 6
+    "s2_bound": 60.0, "s3_bound": 50.0, "s1_cpu_us": 20.0, "p99_ms": 10.0,
+    "q1_jobs_s": 2000.0, "m1_mb": 30.0,
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Unavailable(Exception):
+    """A scenario cannot run yet (route 404, verb missing, SQL not written)."""
+
+
+# ---------------------------------------------------------------- processes
+
+PROCS = []  # every Popen we start (own session), killed on exit
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    PROCS.append(p)
+    return p
+
+
+def kill_all():
+    for p in PROCS:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 10
+    for p in PROCS:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, env=None, timeout=120, check=True, input=None, cwd=None):
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                       input=input, cwd=cwd)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({r.returncode}): "
+                           f"{(r.stderr or r.stdout).strip()[-800:]}")
+    return r
+
+
+# ---------------------------------------------------------------- CPU from /proc
+
+def _stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
+
+
+def proc_cpu(pid, children=False):
+    """utime+stime (+ reaped children's) of a process, in seconds."""
+    try:
+        f = _stat(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    t = int(f[11]) + int(f[12])
+    if children:
+        t += int(f[13]) + int(f[14])
+    return t / CLK
+
+
+def tree_cpu(root_pid):
+    """CPU of a process, its reaped children and its live children (seconds)."""
+    total = proc_cpu(root_pid, children=True)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            f = _stat(d)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if int(f[1]) == root_pid:
+            total += (int(f[11]) + int(f[12])) / CLK
+    return total
+
+
+def machine_busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    total = sum(v[:8])
+    idle = v[3] + v[4]
+    return (total - idle) / CLK, total / CLK
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def rss_kb(pid, field="VmRSS"):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def foreign_pytest():
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if b"pytest" in f.read():
+                        n += 1
+            except OSError:
+                pass
+    return n
+
+
+class CpuWindow:
+    """Before/after CPU of the server, the cluster, the load generator and the machine."""
+
+    def __init__(self, server_pid, pm_pid):
+        self.server_pid, self.pm_pid = server_pid, pm_pid
+
+    def snap(self):
+        busy, total = machine_busy()
+        return {"server": proc_cpu(self.server_pid) if self.server_pid else 0.0,
+                "pg": tree_cpu(self.pm_pid), "client": children_cpu(),
+                "busy": busy, "total": total, "t": time.time()}
+
+    @staticmethod
+    def delta(a, b):
+        d = {k: b[k] - a[k] for k in a}
+        own = d["server"] + d["pg"] + d["client"]
+        d["other_pct"] = max(0.0, 100.0 * (d["busy"] - own) / d["total"]) if d["total"] else 0.0
+        d["busy_pct"] = 100.0 * d["busy"] / d["total"] if d["total"] else 0.0
+        return d
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def _pg_account():
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwnam(os.environ.get("NEXUS_PG_USER", "postgres"))
+
+
+class Cluster:
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "pg")
+        os.mkdir(self.dir)
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        os.mkdir(self.sock)
+        self.port = free_port()
+        self.pw = _pg_account()
+        if self.pw:
+            for p in (self.dir, self.sock):
+                os.chown(p, self.pw.pw_uid, self.pw.pw_gid)
+        self.started = False
+
+    def _as_pg(self, cmd, timeout=120):
+        pw = self.pw
+
+        def demote():
+            os.setgid(pw.pw_gid)
+            os.initgroups(pw.pw_name, pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.dir,
+                           preexec_fn=demote if pw else None)
+        if r.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(cmd[0])} failed: {r.stderr.strip()[-800:]}")
+        return r
+
+    def init(self):
+        self._as_pg([os.path.join(PG_BINDIR, "initdb"), "-D", self.data, "-U", SUPERUSER,
+                     "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+        self.settings = {
+            "listen_addresses": "'127.0.0.1'", "port": str(self.port),
+            "unix_socket_directories": f"'{self.sock}'",
+            "shared_buffers": "'256MB'", "fsync": "on", "synchronous_commit": "on",
+            "full_page_writes": "on", "max_connections": "300",
+        }
+        if PGSS:
+            self.settings.update({"shared_preload_libraries": "'pg_stat_statements'",
+                                  "pg_stat_statements.track_utility": "on"})
+        with open(os.path.join(self.data, "postgresql.auto.conf"), "a") as f:
+            for k, v in self.settings.items():
+                f.write(f"{k} = {v}\n")
+        self._as_pg([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-l",
+                     os.path.join(self.dir, "log"), "-w", "-t", "60", "start"])
+        self.started = True
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pm_pid = int(f.readline())
+
+    def destroy(self):
+        if self.started:
+            try:
+                self._as_pg([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-m",
+                             "immediate", "-w", "stop"], timeout=60)
+            except Exception as e:  # noqa: BLE001
+                log(f"pg_ctl stop: {e}")
+            self.started = False
+
+    def dsn(self, db=DBNAME, user=OWNER):
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, sql, db=DBNAME, user=SUPERUSER, variables=None, file=None, timeout=300):
+        cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+               "-d", self.dsn(db, user)]
+        for k, v in (variables or {}).items():
+            cmd += ["-v", f"{k}={v}"]
+        cmd += ["-f", file] if file else ["-c", sql]
+        return run(cmd, timeout=timeout).stdout.strip()
+
+    def rows(self, sql, db=DBNAME):
+        out = self.psql(sql, db)
+        return [line.split("\t") for line in out.splitlines() if line]
+
+
+def db_stats(cl, db):
+    """Counters of one database; pg_stat_statements calls exclude our own (superuser) queries."""
+    calls = """(SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
+                 WHERE s.dbid = d.datid AND s.userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user))""" \
+        if PGSS else "'NaN'::float8"
+    r = cl.rows(f"""
+        SELECT {calls},
+               d.xact_commit, d.xact_rollback, w.wal_sync, w.wal_records,
+               pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')
+        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '{db}'""", db)[0]
+    return dict(zip(["calls", "commits", "rollbacks", "wal_sync", "wal_records", "wal_bytes"],
+                    [float(x) for x in r]))
+
+
+def top_statements(cl, db, per, limit=8):
+    if not PGSS:
+        return []
+    rows = cl.rows(f"""
+        SELECT calls, rows, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g')
+        FROM pg_stat_statements s
+        WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = '{db}')
+          AND s.userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+        ORDER BY calls DESC LIMIT {limit}""", db)
+    return [{"per": int(c) / per if per else 0, "rows_per": int(n) / per if per else 0,
+             "us_per_call": 1000.0 * float(t) / int(c) if int(c) else 0,
+             "query": q[:110] + ("..." if len(q) > 110 else "")} for c, n, t, q in rows]
+
+
+# ---------------------------------------------------------------- the server
+
+class Server:
+    def __init__(self, tmp, env, name="server", args=("serve",), port=None, wrap=None):
+        self.port = port or free_port()
+        self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1",
+                        PUBLIC_URL=f"http://127.0.0.1:{self.port}")
+        # BENCH_SERVER_LOG=/dev/null: experiment knob (the report always states it)
+        self.logpath = os.environ.get("BENCH_SERVER_LOG") or os.path.join(tmp, f"{name}.log")
+        self.logf = open(self.logpath, "ab")
+        cmd = [BIN] + list(args)
+        self.proc = spawn((wrap or []) + cmd, env=self.env, stdout=self.logf,
+                          stderr=subprocess.STDOUT, cwd=tmp)
+        self.pid = self.proc.pid
+        if wrap:  # the server is perf's child
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                kids = _children(self.proc.pid)
+                if kids:
+                    self.pid = kids[0]
+                    break
+                time.sleep(0.01)
+
+    def wait_http(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
+            try:
+                st, _, _ = http_req(self.port, "GET", "/health", timeout=2)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s: {self.tail()}")
+
+    def tail(self, n=1500):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()[-n:]
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def http_req(port, method, path, body=None, headers=None, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- wrk and pgbench
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    return float(m.group(1)) * UNIT_MS[m.group(2)] if m else None
+
+
+def parse_wrk(out):
+    r = {}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    if m:
+        r["requests"] = int(m.group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        r[f"p{pct}"] = _ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["sock_err"] = sum(int(x) for x in m.groups()) if m else 0
+    return r
+
+
+def pct(values, q):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q / 100.0 * len(v)))]
+
+
+def parse_pgbench(out, logprefix):
+    r = {}
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"number of transactions actually processed: (\d+)", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    r["failed"] = int(m.group(1)) if m else 0
+    lat = []
+    d, base = os.path.dirname(logprefix), os.path.basename(logprefix)
+    for fn in os.listdir(d):
+        if fn.startswith(base + "."):
+            with open(os.path.join(d, fn)) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) >= 3 and p[2].isdigit():
+                        lat.append(int(p[2]))
+            os.unlink(os.path.join(d, fn))
+    r["p50"] = pct(lat, 50) / 1000.0 if lat else None
+    r["p99"] = pct(lat, 99) / 1000.0 if lat else None
+    return r
+
+
+# ---------------------------------------------------------------- the benchmark
+
+class Bench:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="nexus-bench-")
+        os.chmod(self.tmp, 0o755)
+        self.cl = None
+        self.server = None
+        self.res = {"quick": QUICK, "duration": DURATION, "runs": RUNS, "scenarios": {},
+                    "unavailable": {}, "notes": [], "started": time.time()}
+        self.secret = secrets.token_hex(32)
+        self.tokens_path = os.path.join(self.tmp, "tokens.txt")
+        self.body_path = os.path.join(self.tmp, "body.json")
+        self.bound_scripts = {}
+        self.pgbench_vars = {}
+
+    # -- set-up -------------------------------------------------------------
+
+    def env(self, db=DBNAME, **extra):
+        keep = {k: v for k, v in os.environ.items()
+                if not k.startswith(("NEXUS_", "JOB_", "GOOGLE_", "GEMINI_", "DATABASE_URL",
+                                     "APP_DATABASE_URL", "WORKER_DATABASE_URL", "JWT_",
+                                     "WORKER_", "LOG_", "AI_", "PG"))}
+        keep.update({"DATABASE_URL": self.cl.dsn(db), "JWT_SECRET_KEY": self.secret,
+                     "JWT_EXPIRATION_MINUTES": "240", "WORKER_CONCURRENCY": "0"})
+        keep.update({k: str(v) for k, v in extra.items()})
+        return keep
+
+    def setup(self):
+        info = self.res["machine"] = machine_info()
+        self.res["versions"] = versions()
+        log(f"machine: {info['nproc']} cores, {info['cpu']}, kernel {info['kernel']}; "
+            f"load {info['load']}; pytest processes: {info['pytest']}")
+        if not os.access(BIN, os.X_OK):
+            raise RuntimeError(f"{BIN} not built")
+        info["fsync_per_s"] = fsync_rate(self.tmp)
+        log(f"disk: {info['fsync_per_s']:.0f} write+fdatasync per second (8 KB, 1 s, temp dir)")
+        self.cl = Cluster(self.tmp)
+        self.cl.init()
+        self.res["pg_settings"] = self.cl.settings
+        log(f"PostgreSQL on 127.0.0.1:{self.cl.port} ({self.cl.dir})")
+        self.cl.psql(f"CREATE ROLE {OWNER} LOGIN CREATEROLE", "postgres")
+        self.cl.psql(f"CREATE DATABASE {DBNAME} OWNER {OWNER}", "postgres")
+        if PGSS:
+            self.cl.psql("CREATE EXTENSION pg_stat_statements")
+        r = run([BIN, "migrate", "upgrade", "head"], env=self.env(), cwd=self.tmp, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"nexusapi migrate upgrade head failed: {(r.stderr or r.stdout).strip()[-600:]}")
+        self.seeded = False
+        try:
+            t0 = time.time()
+            self.cl.psql(None, user=OWNER, file=os.path.join(BENCH, "seed.sql"),
+                         variables={"orgs": ORGS, "users": USERS, "credits": CREDITS})
+            self.seeded = True
+            log(f"seeded {ORGS} organisations x {USERS} users in {time.time() - t0:.1f}s")
+            # a pristine copy for Q1 (taken before any job exists)
+            self.cl.psql(f"CREATE DATABASE {Q1DB} TEMPLATE {DBNAME} OWNER {OWNER}", "postgres")
+        except RuntimeError as e:
+            self.res["notes"].append(f"seed failed: {e}")
+            log(f"seed failed: {e}")
+        self.write_body()
+        self.mint_tokens()
+        self.pgbench_vars = {"need_member": "member", "job_summarise": "summarise",
+                             "text": self.text, "null_param": "-", "page_limit": "21",
+                             "cost_summarise": source_define("src/jobs/jobs.h",
+                                                             "NX_JOB_COST_SUMMARISE", "10"),
+                             "max_attempts": "3"}
+
+    def write_body(self):
+        words = ("The quarterly report shows steady growth in every region. Customers praised "
+                 "the faster onboarding and the clearer invoices. Support tickets fell by a "
+                 "third after the new help centre launched. The team plans to expand the "
+                 "pilot to two more markets next spring. Costs rose slightly because of "
+                 "higher cloud prices, but margins held. ")
+        text = (words * 8)[:1024].rstrip()
+        text = text + "." * (1024 - len(text))
+        self.text = text
+        self.input_json = json.dumps({"text": text})
+        with open(self.body_path, "w") as f:
+            f.write(self.input_json)
+
+    def mint_tokens(self):
+        self.tokens = []
+        if not self.seeded:
+            self.token_error = "the seed failed"
+            return
+        env = self.env()
+        t0 = time.time()
+        for k in range(1, ORGS + 1):
+            email = f"u{TOKEN_USER}@org{k}.bench.example"
+            r = run([BIN, "token", email], env=env, cwd=self.tmp, check=False, timeout=30)
+            tok = (r.stdout.strip().splitlines() or [""])[-1].strip()
+            if r.returncode != 0 or tok.count(".") != 2:
+                self.token_error = f"`nexusapi token {email}`: " + \
+                    ((r.stderr or r.stdout).strip().splitlines() or ["no output"])[-1][:200]
+                self.tokens = []
+                log(f"tokens not available: {self.token_error}")
+                return
+            self.tokens.append(tok)
+        with open(self.tokens_path, "w") as f:
+            f.write("\n".join(self.tokens) + "\n")
+        log(f"minted {len(self.tokens)} tokens with `nexusapi token` in {time.time() - t0:.1f}s")
+
+    def start_server(self):
+        self.server = Server(self.tmp, self.env())
+        self.server.wait_http()
+        cfg = run([BIN, "config"], env=self.server.env, cwd=self.tmp, check=False)
+        keep = ("HTTP_", "WORKER_CONCURRENCY", "JOB_BATCH_SIZE", "JOB_POLL_INTERVAL_MS",
+                "LOG_LEVEL", "LOG_FORMAT", "AI_PROVIDER", "JWT_ALGORITHM")
+        self.res["settings"] = [l for l in cfg.stdout.splitlines() if l.startswith(keep)]
+        self.res["settings_note"] = ("server stdout+stderr (access log at the default level) -> "
+                                     + (os.environ.get("BENCH_SERVER_LOG") or "a file in the temp dir"))
+        threads = [int(l.split("=", 1)[1]) for l in self.res["settings"] if l.startswith("HTTP_THREADS=")]
+        if threads and threads[0] not in BOUND_CLIENTS:
+            BOUND_CLIENTS.append(threads[0])
+        log(f"nexusapi serve on 127.0.0.1:{self.server.port} (pid {self.server.pid}); "
+            + " ".join(self.res["settings"]))
+
+    # -- availability ---------------------------------------------------------
+
+    def probe(self, sc):
+        if sc == "S1":
+            st, _, body = http_req(self.server.port, "GET", "/health")
+            if st != 200:
+                raise Unavailable(f"GET /health answered {st}")
+            return
+        if not self.tokens:
+            raise Unavailable(f"no tokens ({getattr(self, 'token_error', 'unknown')})")
+        h = {"Authorization": "Bearer " + self.tokens[0]}
+        if sc == "S2":
+            st, _, body = http_req(self.server.port, "GET", "/api/v1/users?limit=20", headers=h)
+            if st in (404, 405, 501):
+                raise Unavailable(f"GET /api/v1/users answered {st}: route not available yet")
+            if st != 200:
+                raise Unavailable(f"GET /api/v1/users answered {st}: {body[:200]!r}")
+            items = json.loads(body).get("items", [])
+            if len(items) != 20:
+                raise Unavailable(f"GET /api/v1/users?limit=20 returned {len(items)} items, not 20")
+        elif sc == "S3":
+            h["Content-Type"] = "application/json"
+            st, _, body = http_req(self.server.port, "POST", "/api/v1/summarise",
+                                   body=self.input_json, headers=h)
+            if st in (404, 405, 501):
+                raise Unavailable(f"POST /api/v1/summarise answered {st}: route not available yet")
+            if st != 202:
+                raise Unavailable(f"POST /api/v1/summarise answered {st}: {body[:200]!r}")
+
+    def prepare_bound(self, name, template):
+        if not self.seeded:
+            raise Unavailable("the seed failed")
+        out = os.path.join(self.tmp, "scripts")
+        os.makedirs(out, exist_ok=True)
+        try:
+            path, meta = stmts.render(os.path.join(BENCH, template), os.path.join(ROOT, "src"),
+                                      out, ORGS, TOKEN_USER)
+        except stmts.RenderError as e:
+            raise Unavailable(str(e))
+        self.bound_scripts[name] = [path]
+        self.res.setdefault("bound_sql", {})[name] = meta["sample"]
+        # sanity: one client, a few transactions, no error
+        r = self.pgbench(name, 1, t=5, check=False)
+        if r.returncode != 0 or "aborted" in r.stderr:
+            raise Unavailable(f"pgbench {template} failed: {r.stderr.strip()[-400:]}")
+
+    def pgbench(self, name, clients, T=None, t=None, db=DBNAME, logprefix=None, check=True):
+        cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients),
+               "-j", str(min(WRK_THREADS, clients))]
+        cmd += ["-T", str(T)] if T else ["-t", str(t)]
+        if logprefix:
+            cmd += ["-l", f"--log-prefix={logprefix}"]
+        for p in self.bound_scripts[name]:
+            cmd += ["-f", p]
+        for k, v in self.pgbench_vars.items():
+            cmd += ["-D", f"{k}={v}"]
+        cmd.append(f"host=127.0.0.1 port={self.cl.port} dbname={db} user={OWNER}")
+        env = dict(os.environ, PGOPTIONS="-c role=nexus_app")  # the server's SET ROLE
+        r = run(cmd, env=env, timeout=(T or 0) + 300, check=False)
+        if check and (r.returncode != 0 or "aborted" in r.stderr):
+            raise RuntimeError(f"pgbench failed: {r.stderr.strip()[-600:]}")
+        return r
+
+    # -- measured runs --------------------------------------------------------
+
+    def wrk(self, sc, duration):
+        url = f"http://127.0.0.1:{self.server.port}"
+        cmd = ["wrk", "-t", str(WRK_THREADS), "-c", str(CONNS), "-d", f"{duration}s",
+               "--latency", "--timeout", "5s"]
+        if sc == "S1":
+            url += "/health"
+        else:
+            cmd += ["-s", os.path.join(BENCH, {"S2": "s2_users.lua", "S3": "s3_summarise.lua"}[sc])]
+        env = dict(os.environ, BENCH_TOKENS=self.tokens_path, BENCH_BODY=self.body_path,
+                   BENCH_DIR=BENCH)
+        r = run(cmd + [url], env=env, timeout=duration + 60)
+        return parse_wrk(r.stdout)
+
+    def profile(self, sc):
+        """BENCH_PROFILE=S1,S2: an extra, unmeasured wrk run with `perf record -g`
+        on the server; report in build/bench/profile-<sc>.txt."""
+        out = os.path.join(ROOT, "build", "bench")
+        os.makedirs(out, exist_ok=True)
+        data = os.path.join(out, f"perf-{sc}.data")
+        rec = spawn(["perf", "record", "-g", "-F", "999", "-o", data, "-p", str(self.server.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        self.wrk(sc, max(3, DURATION // 2))
+        os.kill(rec.pid, signal.SIGINT)
+        rec.wait(timeout=60)
+        for name, extra in (("", ["--no-children"]), ("-callers", ["--children"])):
+            r = run(["perf", "report", "-i", data, "--stdio", "--percent-limit", "1", "-g", "none"]
+                    + extra, check=False, timeout=120)
+            with open(os.path.join(out, f"profile-{sc}{name}.txt"), "w") as f:
+                f.write(r.stdout)
+        log(f"profile of {sc}: build/bench/profile-{sc}.txt (perf data: {os.path.relpath(data, ROOT)})")
+
+    def measure(self, key, fn):
+        cl = self.cl
+        if PGSS:
+            cl.psql("SELECT pg_stat_statements_reset()")
+        before = db_stats(cl, DBNAME)
+        time.sleep(0.1)
+        win = CpuWindow(self.server.pid if key.startswith("S") else None, cl.pm_pid)
+        a = win.snap()
+        load = os.getloadavg()[0]
+        r = fn()
+        if not key.startswith("S"):
+            time.sleep(0.3)  # pgbench's backends exit and are reaped
+        b = win.snap()
+        after = db_stats(cl, DBNAME)
+        d = CpuWindow.delta(a, b)
+        n = max(1, r.get("requests", 0))
+        r.update({
+            "server_us": 1e6 * d["server"] / n if key.startswith("S") else None,
+            "pg_us": 1e6 * d["pg"] / n, "client_us": 1e6 * d["client"] / n,
+            "other_pct": d["other_pct"], "busy_pct": d["busy_pct"], "load1": load,
+            "pytest": foreign_pytest(),
+            "stmts": (after["calls"] - before["calls"]) / n if PGSS else None,
+            "wal_bytes": (after["wal_bytes"] - before["wal_bytes"]) / n,
+        })
+        r["top"] = top_statements(cl, DBNAME, n, 6)
+        bad = r.get("non2xx", 0) + r.get("sock_err", 0) + r.get("failed", 0)
+        if bad > 0.001 * n:
+            r["invalid"] = f"{bad} of {n} requests failed (non-2xx, socket errors or failed transactions)"
+        self.res["scenarios"].setdefault(key, []).append(r)
+        log(f"  {key:7s} {r['rps']:9.0f}/s  p50 {fmt(r['p50'], 2)} ms  p99 {fmt(r['p99'], 2)} ms  "
+            f"server {fmt(r['server_us'], 1)} us  pg {fmt(r['pg_us'], 1)} us  "
+            f"stmts {fmt(r['stmts'], 2)}  other {r['other_pct']:.0f}%"
+            + (f"  INVALID: {r['invalid']}" if "invalid" in r else ""))
+        return r
+
+    def run_rounds(self):
+        order = []
+        for sc in ("S1", "S2", "S3"):
+            if not wanted(sc):
+                continue
+            try:
+                self.probe(sc)
+                order.append(sc)
+            except Unavailable as e:
+                self.res["unavailable"][sc] = f"not available yet: {e}"
+                log(f"{sc}: not available yet: {e}")
+            if sc in ("S2", "S3"):
+                b = "B" + sc[1]
+                try:
+                    self.prepare_bound(b, f"s{sc[1]}_bound.sql")
+                    order += [f"{b}/{c}" for c in BOUND_CLIENTS]
+                except Unavailable as e:
+                    self.res["unavailable"][b] = f"not available yet: {e}"
+                    log(f"{b}: not available yet: {e}")
+        for sc in [s for s in order if s.startswith("S")]:
+            log(f"warm-up {sc} ({WARMUP}s)")
+            self.wrk(sc, WARMUP)
+            if sc in PROFILE:
+                self.profile(sc)
+        for i in range(RUNS):
+            log(f"round {i + 1}/{RUNS}")
+            # odd rounds run backwards, so no scenario always follows the same one
+            for key in (order if i % 2 == 0 else order[::-1]):
+                if key.startswith("S"):
+                    self.measure(key, lambda k=key: self.wrk(k, DURATION))
+                else:
+                    name, c = key.split("/")
+                    prefix = os.path.join(self.tmp, "pgblog")
+
+                    def go(name=name, c=int(c), prefix=prefix):
+                        r = self.pgbench(name, c, T=DURATION, logprefix=prefix)
+                        return parse_pgbench(r.stdout, prefix)
+                    self.measure(key, go)
+        self.res["server_peak_rss_kb"] = rss_kb(self.server.pid, "VmHWM")
+        self.res["server_rss_after_kb"] = rss_kb(self.server.pid)
+        try:
+            size = os.path.getsize(self.server.logpath)
+            nreq = sum(r.get("requests", 0) for k, v in self.res["scenarios"].items()
+                       if k.startswith("S") for r in v)
+            self.res["log_bytes_per_request"] = size / nreq if nreq else None
+        except OSError:
+            pass
+        self.server.stop()
+        self.server = None
+
+    # -- Q1 -----------------------------------------------------------------------
+
+    def q1(self):
+        if "B3" not in self.bound_scripts:
+            try:
+                self.prepare_bound("B3", "s3_bound.sql")
+            except Unavailable as e:
+                raise Unavailable(f"needs the submission SQL to queue jobs ({e})")
+        cl = self.cl
+        log(f"Q1: enqueueing {Q1_JOBS} summarise jobs (the S3 statement, pgbench, 8 clients)")
+        t0 = time.time()
+        self.pgbench("B3", 8, t=Q1_JOBS // 8, db=Q1DB)
+        n = int(cl.psql("SELECT count(*) FROM jobs WHERE status = 'pending'", Q1DB))
+        log(f"Q1: {n} pending jobs ({time.time() - t0:.1f}s)")
+        cl.psql("CHECKPOINT", Q1DB)
+        # the worker: `nexusapi worker` if it exists, else serve with workers on
+        args, mode = ("worker",), "nexusapi worker"
+        try:
+            r = run([BIN, "worker", "--help"], env=self.env(Q1DB), cwd=self.tmp, check=False, timeout=5)
+            placeholder = "not available yet" in (r.stderr + r.stdout)
+        except subprocess.TimeoutExpired:
+            placeholder = False
+        if placeholder:
+            args, mode = ("serve",), "nexusapi serve (no `worker` verb yet)"
+        perf_out = os.path.join(self.tmp, "q1.perf")
+        wrap = None
+        if shutil.which("perf"):
+            wrap = ["perf", "stat", "-x", ",", "-o", perf_out, "-e",
+                    "syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom", "--"]
+        if PGSS:
+            cl.psql("SELECT pg_stat_statements_reset()", Q1DB)
+        before = db_stats(cl, Q1DB)
+        time.sleep(0.1)
+        a = CpuWindow(None, cl.pm_pid).snap()
+        w = Server(self.tmp, self.env(Q1DB, WORKER_CONCURRENCY=Q1_CONCURRENCY), name="q1-worker",
+                   args=args, wrap=wrap)
+        a_w = 0.0
+        t_start = time.time()
+        deadline, left, failed = t_start + Q1_TIMEOUT, n, 0
+        while time.time() < deadline:
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"Q1 worker exited ({w.proc.returncode}): {w.tail()}")
+            left, failed, started = (int(x) for x in cl.rows(
+                "SELECT count(*) FILTER (WHERE status IN ('pending', 'running')), "
+                "count(*) FILTER (WHERE status = 'failed'), "
+                "count(*) FILTER (WHERE started_at IS NOT NULL) FROM jobs", Q1DB)[0])
+            if left == 0:
+                break
+            if started == 0 and time.time() - t_start > 15:
+                w.stop()
+                raise Unavailable(f"{mode} with WORKER_CONCURRENCY={Q1_CONCURRENCY} claimed no job in 15 s")
+            time.sleep(0.5)
+        w_cpu = proc_cpu(w.pid) - a_w
+        b = CpuWindow(None, cl.pm_pid).snap()
+        w.stop()
+        time.sleep(1.2)  # backends exit, the WAL writer reports its counters
+        after = db_stats(cl, Q1DB)
+        done, span = cl.rows(
+            "SELECT count(*), coalesce(extract(epoch FROM max(completed_at) - min(started_at)), 0) "
+            "FROM jobs WHERE status = 'completed'", Q1DB)[0]
+        done, span = int(done), float(span)
+        d = CpuWindow.delta(a, b)
+        if d["total"]:  # the worker is not the load generator: take it out of "other"
+            d["other_pct"] = max(0.0, d["other_pct"] - 100.0 * w_cpu / d["total"])
+        per = max(1, done)
+        q = {"jobs": n, "completed": done, "failed": failed, "left": left, "seconds": span,
+             "jobs_s": done / span if span > 0 else 0.0, "mode": mode, "concurrency": Q1_CONCURRENCY,
+             "worker_us": 1e6 * w_cpu / per, "pg_us": 1e6 * d["pg"] / per,
+             "stmts": (after["calls"] - before["calls"]) / per if PGSS else None,
+             "commits": (after["commits"] - before["commits"]) / per,
+             "wal_sync": (after["wal_sync"] - before["wal_sync"]) / per,
+             "wal_bytes": (after["wal_bytes"] - before["wal_bytes"]) / per,
+             "other_pct": d["other_pct"], "top": top_statements(cl, Q1DB, per, 8)}
+        q["round_trips"] = None
+        try:
+            with open(perf_out) as f:
+                sends = sum(int(line.split(",")[0]) for line in f
+                            if "sys_enter_sendto" in line and line.split(",")[0].isdigit())
+            q["round_trips"] = sends / per
+        except (OSError, ValueError):
+            pass
+        if left:
+            q["invalid"] = f"{left} jobs still queued after {Q1_TIMEOUT}s"
+        self.res["scenarios"]["Q1"] = [q]
+        log(f"Q1: {done} completed, {failed} failed, {left} left in {span:.2f}s -> "
+            f"{q['jobs_s']:.0f} jobs/s; per job: {fmt(q['stmts'], 2)} statements, "
+            f"{fmt(q['round_trips'], 2)} sends, {q['commits']:.2f} commits ({q['commits'] * q['jobs_s']:.0f}/s), "
+            f"{q['wal_sync']:.3f} WAL fsyncs, worker {q['worker_us']:.0f} us, pg {q['pg_us']:.0f} us, other {q['other_pct']:.0f}%")
+
+    # -- M1 -----------------------------------------------------------------------
+
+    def m1(self):
+        if "S1" in self.res["unavailable"]:
+            self.res["unavailable"]["M1"] = self.res["unavailable"]["S1"]
+            return
+        s = Server(self.tmp, self.env(), name="m1-server")
+        try:
+            s.wait_http()
+            # open every pool thread's database connection, as in service
+            run(["wrk", "-t", "2", "-c", "32", "-d", "1s", f"http://127.0.0.1:{s.port}/health"])
+            time.sleep(1.0)
+            idle = rss_kb(s.pid)
+            holder = spawn([sys.executable, os.path.join(HERE, "idle_conns.py"), str(s.port),
+                            str(M1_CONNS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            line = holder.stdout.readline()
+            st = json.loads(line) if line.strip() else {"open": 0, "failed": M1_CONNS}
+            time.sleep(2.0)
+            held = 0
+            for _ in range(3):
+                held = max(held, rss_kb(s.pid) or 0)
+                time.sleep(0.3)
+            t0 = time.time()
+            code, _, _ = http_req(s.port, "GET", "/health", timeout=5)
+            lat = (time.time() - t0) * 1000
+            holder.stdin.close()
+            tail = holder.stdout.read()
+            holder.wait(timeout=30)
+            still = json.loads(tail.strip().splitlines()[-1]).get("still_open") if tail.strip() else None
+            m = {"idle_kb": idle, "held_kb": held, "open": st.get("open"), "failed": st.get("failed"),
+                 "first_error": st.get("first_error"), "still_open": still,
+                 "health_ms": lat, "health_status": code,
+                 "per_conn_kb": (held - idle) / st["open"] if st.get("open") else None}
+            if st.get("open", 0) < M1_CONNS:
+                m["invalid"] = f"only {st.get('open')} of {M1_CONNS} connections opened ({st.get('first_error')})"
+            self.res["scenarios"]["M1"] = [m]
+            log(f"M1: RSS idle {idle / 1024:.1f} MB, with {st.get('open')} idle connections "
+                f"{held / 1024:.1f} MB ({fmt(m['per_conn_kb'], 1)} KB each); /health meanwhile "
+                f"{code} in {lat:.1f} ms; still open at the end: {still}")
+        finally:
+            s.stop()
+
+    # -- all ------------------------------------------------------------------------
+
+    def main(self):
+        try:
+            self.setup()
+            self.start_server()
+            self.run_rounds()
+            try:
+                if wanted("Q1"):
+                    self.q1()
+            except Unavailable as e:
+                self.res["unavailable"]["Q1"] = f"not available yet: {e}"
+                log(f"Q1: not available yet: {e}")
+            except Exception as e:  # noqa: BLE001 - report, keep the other figures
+                self.res["unavailable"]["Q1"] = f"failed: {e}"
+                log(f"Q1 failed: {e}")
+            if wanted("M1"):
+                self.m1()
+        finally:
+            self.res["finished"] = time.time()
+            try:
+                if self.server:
+                    self.server.stop()
+            finally:
+                kill_all()
+                if self.cl:
+                    self.cl.destroy()
+                if os.environ.get("BENCH_KEEP"):
+                    log(f"kept {self.tmp}")
+                else:
+                    shutil.rmtree(self.tmp, ignore_errors=True)
+        import report
+        self.res["only"] = ONLY
+        report.write(self.res, ROOT, QUICK or bool(ONLY), TARGETS)
+
+
+def fsync_rate(d, seconds=1.0):
+    """8 KB write + fdatasync per second in d: the commit rate the disk allows
+    one session (S3 and Q1 commit with synchronous_commit on)."""
+    path = os.path.join(d, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        buf, n, t0 = b"x" * 8192, 0, time.time()
+        while time.time() - t0 < seconds:
+            os.pwrite(fd, buf, 0)
+            os.fdatasync(fd)
+            n += 1
+        return n / (time.time() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def source_define(rel, name, default):
+    try:
+        with open(os.path.join(ROOT, rel)) as f:
+            m = re.search(rf"#define\s+{name}\s+(\d+)", f.read())
+            return m.group(1) if m else default
+    except OSError:
+        return default
+
+
+def fmt(v, nd=0):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def machine_info():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024} MB"
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": os.uname().release, "mem": mem,
+            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), "pytest": foreign_pytest(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def versions():
+    def out(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    dpkg = lambda p: out(["dpkg-query", "-W", "-f", "${Version}", p])  # noqa: E731
+    git = out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", ROOT, "--no-optional-locks", "status", "--porcelain",
+                            "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    return {"nexusapi": out([BIN, "--version"]), "git": git + ("+changes" if dirty else ""),
+            "postgres": out([os.path.join(PG_BINDIR, "postgres"), "--version"]),
+            "pgbench": out(["pgbench", "--version"]), "wrk": out(["wrk", "-v"]).split(" [")[0],
+            "libmicrohttpd": dpkg("libmicrohttpd12"), "libpq": dpkg("libpq5"),
+            "python": sys.version.split()[0]}
+
+
+def _on_signal(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # INT: even if ignored on entry
+        signal.signal(s, _on_signal)
+    try:
+        Bench().main()
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaned up")
+        sys.exit(130)
+    except RuntimeError as e:
+        log(f"error: {e}")
+        sys.exit(1)
