@@ -3,7 +3,7 @@
  *
  * Internal thread pool (HTTP_THREADS) on epoll. Limits that keep the server
  * alive under abuse:
- *   - CONNECTION_MEMORY_LIMIT (32 KiB) bounds what one connection may use
+ *   - CONNECTION_MEMORY_LIMIT (17.5 KiB) bounds what one connection may use
  *     for its request line and headers: a bigger header gets MHD's own 431
  *     and the connection closed;
  *   - CONNECTION_LIMIT / PER_IP_CONNECTION_LIMIT bound sockets;
@@ -33,7 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NX_HTTP_MEMORY_LIMIT (16 * 1024)
+/*
+ * Each connection's pool holds its request line and headers. libmicrohttpd
+ * zeroes the whole pool between requests, so every kept-alive connection
+ * keeps all of it resident: this size is the memory an idle connection
+ * costs. 17.5 KiB admits an 8 KiB access token with room to spare and still
+ * reaches our 401 for a 16 KiB one (so it is refused as a token, not as a
+ * header); bigger headers get 431.
+ */
+#define NX_HTTP_MEMORY_LIMIT (17 * 1024 + 512)
 #define NX_HTTP_BACKLOG 1024
 
 static struct MHD_Daemon *daemon_;
