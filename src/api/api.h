@@ -42,6 +42,16 @@ int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
  * page->limit + 1: the extra row only says that another page exists. */
 int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err);
 
+/* A list route: parses ?limit and ?cursor, runs st with $1 the caller's
+ * organisation, $2/$3 the cursor position, $4 limit + 1 and $5 extra (when
+ * st takes it), and sends the page. */
+int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t *err);
+
+/* A read of one resource: runs st with $1 the caller's organisation and $2
+ * the {id} path parameter, and sends its one JSON row, or a 404 with
+ * `missing` as detail (another organisation's rows are invisible). */
+int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx_err_t *err);
+
 /* A path parameter that must be a UUID; anything else is NX_ENOTFOUND. */
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err);
 

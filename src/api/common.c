@@ -13,6 +13,7 @@
 #include "core/util.h"
 #include "db/db.h"
 
+#include <stdio.h>
 #include <string.h>
 
 nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err)
@@ -112,6 +113,36 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)
 const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id)
 {
     return nx_arena_sprintf(req->arena, "%s_%s", epoch_us, id);
+}
+
+int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t *err)
+{
+    nx_page_t page;
+    int rc = nx_api_page_parse(req, &page, err);
+    if (rc != NX_OK)
+        return rc;
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", page.limit + 1);
+    const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim, extra};
+    nx_res_t *r;
+    if ((rc = nx_api_tx_one(req, st, params, &r, err)) != NX_OK)
+        return rc;
+    return nx_api_send_page(req, r, &page, err);
+}
+
+int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx_err_t *err)
+{
+    const char *id = NULL;
+    int rc = nx_api_uuid_param(req, 0, &id, err);
+    if (rc != NX_OK)
+        return rc;
+    const char *params[] = {req->auth.org_id, id};
+    nx_res_t *r;
+    if ((rc = nx_api_tx_one(req, st, params, &r, err)) != NX_OK)
+        return rc;
+    if (nx_res_rows(r) != 1)
+        return nx_err_set(err, NX_ENOTFOUND, "%s", missing);
+    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
 }
 
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err)

@@ -77,17 +77,7 @@ int nx_api_credits_get(nx_req_t *req, nx_err_t *err)
 
 int nx_api_credits_transactions_list(nx_req_t *req, nx_err_t *err)
 {
-    nx_page_t page;
-    int rc = nx_api_page_parse(req, &page, err);
-    if (rc != NX_OK)
-        return rc;
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", page.limit + 1);
-    const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim};
-    nx_res_t *r;
-    if ((rc = nx_api_tx_one(req, &st_transactions, params, &r, err)) != NX_OK)
-        return rc;
-    return nx_api_send_page(req, r, &page, err);
+    return nx_api_list(req, &st_transactions, NULL, err);
 }
 
 int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)

@@ -66,32 +66,12 @@ static const nx_stmt_t st_delete = {
 
 int nx_api_users_list(nx_req_t *req, nx_err_t *err)
 {
-    nx_page_t page;
-    int rc = nx_api_page_parse(req, &page, err);
-    if (rc != NX_OK)
-        return rc;
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", page.limit + 1);
-    const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim};
-    nx_res_t *r;
-    if ((rc = nx_api_tx_one(req, &st_list, params, &r, err)) != NX_OK)
-        return rc;
-    return nx_api_send_page(req, r, &page, err);
+    return nx_api_list(req, &st_list, NULL, err);
 }
 
 int nx_api_users_get(nx_req_t *req, nx_err_t *err)
 {
-    const char *id;
-    int rc = nx_api_uuid_param(req, 0, &id, err);
-    if (rc != NX_OK)
-        return rc;
-    const char *params[] = {req->auth.org_id, id};
-    nx_res_t *r;
-    if ((rc = nx_api_tx_one(req, &st_get, params, &r, err)) != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1)
-        return nx_err_set(err, NX_ENOTFOUND, "No such user.");
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    return nx_api_get_by_id(req, &st_get, "No such user.", err);
 }
 
 int nx_api_users_patch(nx_req_t *req, nx_err_t *err)
