@@ -53,14 +53,7 @@ static int check_schema(const nx_db_target_t *t, bool migrate, nx_err_t *err)
     }
     if (t->embedded)
         return NX_OK; /* the embedded cluster is migrated when it starts */
-    bool behind = false;
-    if (nx_migrate_status(t->owner_conninfo, &behind, err) != NX_OK)
-        return err->code;
-    if (behind)
-        return nx_err_set(err, NX_ECONFLICT,
-                          "the database is behind the latest migration; run \"nexusapi "
-                          "migrate upgrade head\" first, or \"nexusapi serve --migrate\"");
-    return NX_OK;
+    return nx_migrate_require_head(t->owner_conninfo, err);
 }
 
 static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)

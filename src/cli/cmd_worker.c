@@ -29,16 +29,7 @@ static const char usage[] = "nexusapi worker";
  * the cluster starts). */
 static int check_schema(const nx_db_target_t *t, nx_err_t *err)
 {
-    bool behind = false;
-    if (t->embedded)
-        return NX_OK;
-    if (nx_migrate_status(t->owner_conninfo, &behind, err) != NX_OK)
-        return err->code;
-    if (behind)
-        return nx_err_set(err, NX_ECONFLICT,
-                          "the database is behind the latest migration; run \"nexusapi "
-                          "migrate upgrade head\" first");
-    return NX_OK;
+    return t->embedded ? NX_OK : nx_migrate_require_head(t->owner_conninfo, err);
 }
 
 static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)

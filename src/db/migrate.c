@@ -809,3 +809,15 @@ int nx_migrate_head(const char *owner_conninfo, nx_err_t *err)
     nx_migrate_release(&m);
     return rc;
 }
+
+int nx_migrate_require_head(const char *owner_conninfo, nx_err_t *err)
+{
+    bool behind = false;
+    if (nx_migrate_status(owner_conninfo, &behind, err) != NX_OK)
+        return err->code;
+    if (behind)
+        return nx_err_set(err, NX_ECONFLICT,
+                          "the database is behind the latest migration; run \"nexusapi "
+                          "migrate upgrade head\" first");
+    return NX_OK;
+}

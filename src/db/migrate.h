@@ -108,6 +108,10 @@ int nx_migrate_run(nx_migrate_t *m, const nx_migrate_opts_t *opts, size_t *nstep
  */
 int nx_migrate_status(const char *owner_conninfo, bool *behind, nx_err_t *err);
 
+/* For `serve` and `worker` against an external database: NX_ECONFLICT,
+ * naming the command that fixes it, when the schema is behind head. */
+int nx_migrate_require_head(const char *owner_conninfo, nx_err_t *err);
+
 /* Connects and upgrades to head with the compiled-in migrations (the
  * embedded cluster does this at start). */
 int nx_migrate_head(const char *owner_conninfo, nx_err_t *err);

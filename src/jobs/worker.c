@@ -592,6 +592,18 @@ static void pool_free(struct pool *p)
     nx_free(p);
 }
 
+/* Tells the executors to quit, joins them and frees the pool. */
+static void stop_executors(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nexecutors; i++)
+        pthread_join(p->executors[i], NULL);
+    pool_free(p);
+}
+
 int nx_jobs_start(const nx_settings_t *s, const nx_db_target_t *t, nx_err_t *err)
 {
     if (s->worker_concurrency <= 0 || atomic_load(&running_pool))
@@ -608,13 +620,7 @@ int nx_jobs_start(const nx_settings_t *s, const nx_db_target_t *t, nx_err_t *err
     }
     if (p->nexecutors < p->concurrency ||
         pthread_create(&p->dispatcher, NULL, dispatcher_main, p) != 0) {
-        pthread_mutex_lock(&p->mu);
-        p->quit = true;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < p->nexecutors; i++)
-            pthread_join(p->executors[i], NULL);
-        pool_free(p);
+        stop_executors(p);
         return nx_err_set(err, NX_ENOMEM, "could not start the job worker threads");
     }
     atomic_store(&running_pool, p);
@@ -637,13 +643,7 @@ void nx_jobs_stop(int drain_seconds)
     wake(p);
     pthread_join(p->dispatcher, NULL);
     nx_provider_abort(true); /* whatever still runs is abandoned (its lease released) */
-    pthread_mutex_lock(&p->mu);
-    p->quit = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nexecutors; i++)
-        pthread_join(p->executors[i], NULL);
-    pool_free(p);
+    stop_executors(p);
     nx_log0(NX_LOG_INFO, "job workers stopped");
 }
 

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 
@@ -147,16 +146,51 @@ class Response:
         return json.loads(self.body)
 
 
-class Server:
+class Process:
+    """A nexusapi process in its own session, its output captured to a file."""
+
+    def __init__(self, args, env, cwd=None, prefix="nexus-log-"):
+        self.env = env
+        self.logfile = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)
+        self.proc = subprocess.Popen([BIN] + list(args), env=self.env, stdout=self.logfile,
+                                     stderr=subprocess.STDOUT, cwd=cwd or tempfile.gettempdir(),
+                                     start_new_session=True)
+
+    def log(self):
+        with open(self.logfile.name, errors="replace") as f:
+            return f.read()
+
+    def log_lines(self):
+        """The JSON log lines (others skipped)."""
+        out = []
+        for line in self.log().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the process; returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def close(self):
+        rc = self.stop()
+        os.unlink(self.logfile.name)
+        return rc
+
+
+class Server(Process):
     """`nexusapi serve` on 127.0.0.1:<free port>, log captured to a file."""
 
     def __init__(self, env, cwd=None, args=("serve",)):
         self.port = free_port()
-        self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1")
-        self.logfile = tempfile.NamedTemporaryFile(prefix="nexus-log-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([BIN] + list(args), env=self.env, stdout=self.logfile,
-                                     stderr=subprocess.STDOUT, cwd=cwd or tempfile.gettempdir(),
-                                     start_new_session=True)
+        super().__init__(args, dict(env, PORT=str(self.port), HOST="127.0.0.1"), cwd)
         self.wait_ready()
 
     def wait_ready(self, timeout=60):
@@ -170,18 +204,6 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def log(self):
-        with open(self.logfile.name, errors="replace") as f:
-            return f.read()
-
-    def log_lines(self):
-        """The JSON log lines (others skipped)."""
-        out = []
-        for line in self.log().splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -198,19 +220,3 @@ class Server:
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Stops the server; returns its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def close(self):
-        rc = self.stop()
-        os.unlink(self.logfile.name)
-        return rc

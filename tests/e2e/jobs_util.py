@@ -1,11 +1,7 @@
 """Helpers shared by the jobs and credits tests: tenants made with the
 operator verbs, `nexusapi worker` processes, bounded polling."""
-import contextlib
-import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
 import uuid
 
@@ -72,32 +68,17 @@ def wait_job(server, tenant, job_id, statuses=("completed", "failed"), timeout=6
         job(server, tenant, job_id)), timeout, what=f"job {job_id} to reach {statuses}")
 
 
-class Worker:
+class Worker(harness.Process):
     """A `nexusapi worker` process against db, its log captured to a file."""
 
     def __init__(self, db, **env):
         env.setdefault("WORKER_CONCURRENCY", 2)  # the test env turns in-process workers off
-        self.env = dict(db.env, **{k: str(v) for k, v in env.items()})
-        self.logfile = tempfile.NamedTemporaryFile(prefix="nexus-worker-", suffix=".log",
-                                                   delete=False)
-        self.proc = subprocess.Popen([harness.BIN, "worker"], env=self.env, stdout=self.logfile,
-                                     stderr=subprocess.STDOUT, cwd=tempfile.gettempdir(),
-                                     start_new_session=True)
+        super().__init__(["worker"], dict(db.env, **{k: str(v) for k, v in env.items()}),
+                         prefix="nexus-worker-")
         wait_for(lambda: self.proc.poll() is not None or any(
             l.get("msg") == "job workers started" for l in self.log_lines()), 30,
             what="the worker to start")
         assert self.proc.poll() is None, self.log()
-
-    def log(self):
-        with open(self.logfile.name, errors="replace") as f:
-            return f.read()
-
-    def log_lines(self):
-        out = []
-        for line in self.log().splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
 
     def events(self, msg, job_id=None):
         return [l for l in self.log_lines()
@@ -108,21 +89,6 @@ class Worker:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def close(self):
-        rc = self.stop()
-        os.unlink(self.logfile.name)
-        return rc
 
 
 def ts(s):
