@@ -118,6 +118,35 @@ static int split(const char *t, size_t len, size_t *dot1, size_t *dot2)
     return 0;
 }
 
+static unsigned b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : 63;
+}
+
+/* The signature must be the one spelling of the HMAC: its exact unpadded
+ * length, and no stray bits in the last character. A lenient decoder drops
+ * those bits, so without this check "...A" and "...B" would both verify and
+ * a token would have several accepted forms. */
+static bool canonical_signature(const char *sig, size_t n, int alg)
+{
+    static const struct {
+        size_t chars;
+        unsigned spare_bits_mask;
+    } form[] = {
+        {43, 0x3}, /* HS256, 32 bytes: 258 bits written, 2 spare */
+        {64, 0x0}, /* HS384, 48 bytes: no spare bits */
+        {86, 0xf}, /* HS512, 64 bytes: 516 bits written, 4 spare */
+    };
+    return n == form[alg].chars &&
+           (b64url_value((unsigned char)sig[n - 1]) & form[alg].spare_bits_mask) == 0;
+}
+
 /* Decodes a base64url segment and parses it as a JSON object (caller decrefs). */
 static json_t *segment_json(const char *s, size_t n)
 {
@@ -230,6 +259,8 @@ int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, lo
     int rc = check_header(token, dot1, alg, err);
     if (rc != NX_OK)
         return rc;
+    if (!canonical_signature(token + dot2 + 1, len - dot2 - 1, alg))
+        return bad(err, "bad signature");
 
     cjose_err cerr;
     cjose_jwk_t *jwk = cjose_jwk_create_oct_spec((const uint8_t *)secret, strlen(secret), &cerr);

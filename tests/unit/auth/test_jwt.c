@@ -111,6 +111,22 @@ static void test_tampering(void **state)
         t[at[i]] = t[at[i]] == 'A' ? 'B' : 'A';
         assert_int_equal(verify(t, NX_JWT_HS256), NX_EUNAUTHORIZED);
     }
+    /* the same signature spelled with the spare low bits of its last
+     * character set: decodes to the same bytes, must still be refused */
+    {
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char *t = nx_arena_strdup(a, tok);
+        size_t v = (size_t)(strchr(b64, t[n - 1]) - b64);
+        assert_int_equal(v & 3, 0);
+        t[n - 1] = b64[v | 1];
+        assert_int_equal(verify(t, NX_JWT_HS256), NX_EUNAUTHORIZED);
+        /* and one character more or less */
+        assert_int_equal(verify(nx_arena_sprintf(a, "%sA", tok), NX_JWT_HS256),
+                         NX_EUNAUTHORIZED);
+        assert_int_equal(verify(nx_arena_strndup(a, tok, n - 1), NX_JWT_HS256),
+                         NX_EUNAUTHORIZED);
+    }
     /* a member promoting itself: claims re-signed with a wrong key */
     long long now = (long long)time(NULL);
     char *forged = craft(a, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}",
