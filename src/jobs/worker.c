@@ -50,6 +50,7 @@
 #define PRUNE_EVERY_US (3600LL * 1000000)
 #define PRUNE_FIRST_US (1LL * 1000000)
 #define PRUNE_LIMIT 5000
+#define PRUNE_BACKLOG_US (200LL * 1000)
 #define REAP_LIMIT 100
 #define RECONNECT_MAX_US (10LL * 1000000)
 
@@ -337,15 +338,19 @@ static void reap(struct pool *p, nx_arena_t *scratch)
     }
 }
 
-static void prune(struct pool *p, nx_arena_t *scratch)
+/* Deletes one batch; returns true when the batch was full, so more may be due. */
+static bool prune(struct pool *p, nx_arena_t *scratch)
 {
     long deleted = 0;
     nx_err_t err = {0};
-    if (nx_queue_prune(p->db, scratch, p->retention_days, PRUNE_LIMIT, &deleted, &err))
+    if (nx_queue_prune(p->db, scratch, p->retention_days, PRUNE_LIMIT, &deleted, &err)) {
         nx_log(NX_LOG_WARN, "could not prune finished jobs", NX_LS("error", why(&err)));
-    else if (deleted)
+        return false;
+    }
+    if (deleted)
         nx_log(NX_LOG_INFO, "pruned finished jobs", NX_LI("count", deleted),
                NX_LI("retention_days", p->retention_days));
+    return deleted >= PRUNE_LIMIT;
 }
 
 /* ---- dispatcher: the loop ---------------------------------------------------- */
@@ -459,8 +464,9 @@ static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_
         t->reap = now + (int64_t)(p->lease_s < 5 ? p->lease_s : 5) * 1000000;
     }
     if (now >= t->prune) {
-        prune(p, scratch);
-        t->prune = now + PRUNE_EVERY_US;
+        /* a full batch means a backlog: come back soon rather than in an
+         * hour, so a busy queue's retention keeps up with its completions */
+        t->prune = now + (prune(p, scratch) ? PRUNE_BACKLOG_US : PRUNE_EVERY_US);
     }
 }
 

@@ -211,6 +211,26 @@ def test_finished_jobs_are_pruned_but_the_ledger_stays(db, server_factory, worke
     assert t.balance() == 80 == t.ledger()
 
 
+def test_prune_works_through_a_backlog(db, workers):
+    """A prune batch is 5,000 rows; a full batch brings the next one within a
+    second rather than an hour, so retention keeps up with a busy queue."""
+    t = Tenant(db, credits=0)
+    old = "now() - interval '40 days'"
+    db.sql("INSERT INTO jobs (organisation_id, job_type, status, credits_charged, input_data, "
+           "created_at, completed_at, updated_at) "
+           f"SELECT '{t.org_id}', 'summarise', 'completed', 0, '{{}}', {old}, {old}, {old} "
+           "FROM generate_series(1, 12000); "
+           "INSERT INTO jobs (organisation_id, job_type, status, credits_charged, input_data, "
+           "completed_at) "
+           f"VALUES ('{t.org_id}', 'analyse', 'completed', 0, '{{}}', now())")
+    w = workers(JOB_POLL_INTERVAL_MS=200, JOB_RETENTION_DAYS=30)
+    left = f"SELECT count(*) FROM jobs WHERE organisation_id = '{t.org_id}'"
+    wait_for(lambda: db.sql(left) == "1", 20, what="the backlog to be pruned")
+    counts = [e["count"] for e in w.events("pruned finished jobs")]
+    assert len(counts) >= 3 and counts[:2] == [5000, 5000] and sum(counts) >= 12000, counts
+    assert db.sql(f"SELECT job_type FROM jobs WHERE organisation_id = '{t.org_id}'") == "analyse"
+
+
 def test_local_analyse_output(db, server_factory, workers):
     server = server_factory()
     t = Tenant(db, credits=100)
