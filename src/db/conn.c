@@ -8,8 +8,10 @@
  *
  * Each worker thread owns one runtime connection (nx_db_thread), opened on
  * first use as the owner or app login and switched to nexus_app with SET
- * ROLE. A connection found broken is closed and re-opened on the next call,
- * so a database restart costs the requests in flight, not the process.
+ * ROLE. A connection found broken, or closed by the server while idle, is
+ * closed and re-opened on the next call, so a database restart costs only
+ * the requests in flight at that moment, not the process and not the first
+ * request after it.
  * Statements are prepared lazily: the cache records which nx_stmt_t names
  * this connection has prepared, and a new connection starts empty.
  */
@@ -38,14 +40,24 @@ static void log_pq_message(nx_err_t *err, const char *what, const char *msg)
     nx_err_log(err, "%s: %.*s", what, (int)n, m);
 }
 
-/* Server notices (RAISE NOTICE, "... skipping") go to the log, not stderr. */
-static void on_notice(void *arg, const char *msg)
+/* Server notices (RAISE NOTICE, "... skipping") go to the log, not stderr.
+ * libpq also hands over here an error that arrives while the connection is
+ * idle: a FATAL then is the server saying why it is closing the connection
+ * (shutdown, restart, pg_terminate_backend), so the connection is done. */
+static void on_notice(void *arg, const PGresult *r)
 {
-    NX_UNUSED(arg);
+    nx_db_t *db = arg;
+    const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    bool fatal = severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
+    if (fatal)
+        db->broken = true;
+    const char *msg = PQresultErrorMessage(r);
     size_t n = strcspn(msg, "\n");
     char line[256];
     snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), msg);
-    nx_log(NX_LOG_DEBUG, "database notice", NX_LS("message", line));
+    nx_log(fatal ? NX_LOG_WARN : NX_LOG_DEBUG,
+           fatal ? "database closed an idle connection" : "database notice",
+           NX_LS("message", line));
 }
 
 static int set_role(nx_db_t *db, const char *role, nx_err_t *err)
@@ -87,7 +99,7 @@ int nx_db_connect(nx_db_t **out, const char *conninfo, const char *role, nx_err_
         nx_db_free(db);
         return NX_EUNAVAILABLE;
     }
-    PQsetNoticeProcessor(db->pg, on_notice, NULL);
+    PQsetNoticeReceiver(db->pg, on_notice, db);
     if (role && role[0] && set_role(db, role, err) != NX_OK) {
         int rc = err ? err->code : NX_EUNAVAILABLE;
         nx_db_free(db);
@@ -157,10 +169,23 @@ void nx_db_set_runtime(const char *conninfo, const char *role)
     snprintf(runtime_role, sizeof(runtime_role), "%s", role ? role : "");
 }
 
+/* Reads what the server sent while the connection sat idle. A server that
+ * shut down or restarted has sent a FATAL and closed the socket: finding
+ * that now, before anything is sent, lets the request run on a new
+ * connection instead of failing. One non-blocking recv (libpq's socket
+ * never blocks); PQisBusy parses what came, handing a FATAL to on_notice. */
+static bool idle_connection_alive(nx_db_t *db)
+{
+    if (!PQconsumeInput(db->pg))
+        return false;
+    (void)PQisBusy(db->pg);
+    return !db->broken && PQstatus(db->pg) == CONNECTION_OK;
+}
+
 nx_db_t *nx_db_thread(nx_err_t *err)
 {
     pthread_once(&key_once, key_init);
-    if (thread_db && nx_db_ok(thread_db))
+    if (thread_db && nx_db_ok(thread_db) && idle_connection_alive(thread_db))
         return thread_db;
     nx_db_thread_close();
     nx_db_t *db;

@@ -45,3 +45,21 @@ def test_health_follows_the_database(pg, server_factory):
     # The failure was logged for operators (with detail), once per failed check.
     assert any(l.get("msg") == "health check failed" for l in server.log_lines())
     assert server.proc.poll() is None
+
+
+def test_no_request_fails_after_a_database_restart(db, pg, server_factory):
+    """A restart closes every idle pooled connection; each thread notices
+    before its next query and reconnects, so no request after the restart
+    fails."""
+    from jobs_util import Tenant
+    threads = 2
+    server = server_factory(HTTP_THREADS=threads)
+    t = Tenant(db, credits=0)
+    for _ in range(10 * threads):  # every pool thread opens its connection
+        assert server.get("/api/v1/me", headers=t.headers).status == 200
+    pg.stop()
+    pg.start()
+    for _ in range(10 * threads):
+        r = server.get("/api/v1/me", headers=t.headers)
+        assert r.status == 200, r.body
+    assert any(l.get("msg") == "database closed an idle connection" for l in server.log_lines())

@@ -149,3 +149,32 @@ def test_sigterm_past_the_drain_timeout_releases_the_lease(db, server_factory, w
     start(**env)
     j = wait_job(server, t, job_id, timeout=20)
     assert j["status"] == "completed" and j["attempt_count"] == 1
+
+
+def test_sigterm_with_the_database_down_exits_and_loses_nothing(db, pg, server_factory, workers,
+                                                                standin):
+    """The database goes away while an attempt runs, then the worker is told
+    to stop: it cannot record the result or release the lease, yet it exits
+    0 within the drain timeout; once the database is back the lease runs out
+    and another worker finishes the job, charged once."""
+    started, start = workers
+    standin.mode, standin.delay = "slow", 2.0
+    server = server_factory()
+    t = Tenant(db, credits=100)
+    env = standin.env(JOB_POLL_INTERVAL_MS=200, DRAIN_TIMEOUT=5, JOB_LEASE_SECONDS=3)
+    w = start(**env)
+    job_id = submit(server, t, "The database leaves mid-attempt.").json()["job_id"]
+    wait_for(lambda: w.events("job attempt started", job_id), 20, what="the attempt")
+    try:
+        pg.stop()
+        t0 = time.time()
+        assert w.stop() == 0, w.log()
+        assert time.time() - t0 < 5 + 5, "the drain outlived its timeout"
+        assert not w.events("job completed", job_id)
+    finally:
+        pg.start()
+    standin.mode = "ok"
+    start(**env)
+    j = wait_job(server, t, job_id, timeout=30)
+    assert j["status"] == "completed", j
+    assert t.balance() == 90 == t.ledger()
