@@ -3,9 +3,9 @@
  *
  * Files come compiled in (core/embed.h) or from a directory. Parsing is pure
  * (unit-tested without a database). Running takes a session advisory lock
- * so concurrent migrators (two `upgrade head`, or two embedded starts)
- * serialise, then re-reads schema_migrations under the lock: the second one
- * finds nothing left to do. Each step is BEGIN; body; bookkeeping; COMMIT,
+ * (polled, see take_lock) so concurrent migrators (two `upgrade head`, or
+ * two embedded starts) serialise, then re-reads schema_migrations under the
+ * lock: the second one finds nothing left to do. Each step is BEGIN; body; bookkeeping; COMMIT,
  * or statement by statement for "-- nexus:no-transaction" files, whose
  * statements (CREATE INDEX CONCURRENTLY) refuse a transaction block. Bodies
  * run through PQexec, the simple protocol, which takes many statements.
@@ -453,18 +453,27 @@ static bool res_ok(PGresult *r)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
 }
 
-/* Runs sql; on failure sets err with what and the server's message. */
-static int exec_sql(PGconn *c, const char *sql, const char *what, nx_err_t *err)
+/* Runs sql; on failure sets err with what and the server's message. On
+ * success the result is the caller's (out) or cleared (out NULL). */
+static int query(PGconn *c, const char *sql, const char *what, PGresult **out, nx_err_t *err)
 {
     PGresult *r = PQexec(c, sql);
-    int rc = NX_OK;
     if (!res_ok(r)) {
         const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         set_pg_error(err, NX_EINTERNAL, what, msg ? msg : PQerrorMessage(c));
-        rc = err->code;
+        PQclear(r);
+        return err->code;
     }
-    PQclear(r);
-    return rc;
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return NX_OK;
+}
+
+static int exec_sql(PGconn *c, const char *sql, const char *what, nx_err_t *err)
+{
+    return query(c, sql, what, NULL, err);
 }
 
 static int read_applied(nx_migrate_t *m, nx_err_t *err)
@@ -761,6 +770,29 @@ static int run_locked(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *done,
     return rc;
 }
 
+/* Takes the migration lock by asking again and again rather than by
+ * waiting inside pg_advisory_lock: a session blocked in that statement holds
+ * a snapshot, and CREATE INDEX CONCURRENTLY in the session that has the
+ * lock waits for every older snapshot to go - a deadlock. Between tries
+ * this session has no transaction open, so the index build goes on. */
+static int take_lock(PGconn *c, nx_err_t *err)
+{
+    long pause_us = 10000;
+    for (;;) {
+        PGresult *r;
+        if (query(c, "SELECT pg_try_advisory_lock(" LOCK_KEY ")",
+                  "could not take the migration lock", &r, err) != NX_OK)
+            return err->code;
+        bool got = PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+        if (got)
+            return NX_OK;
+        usleep((useconds_t)pause_us);
+        if (pause_us < 200000)
+            pause_us *= 2;
+    }
+}
+
 int nx_migrate_run(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *nsteps, nx_err_t *err)
 {
     PGconn *c = m->priv;
@@ -769,8 +801,7 @@ int nx_migrate_run(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *nsteps, 
         *nsteps = 0;
     if (!c)
         return nx_err_set(err, NX_EINTERNAL, "not connected");
-    if (!o->sql && exec_sql(c, "SELECT pg_advisory_lock(" LOCK_KEY ")",
-                            "could not take the migration lock", err) != NX_OK)
+    if (!o->sql && take_lock(c, err) != NX_OK)
         return err->code;
     int rc = run_locked(m, o, &done, err);
     if (!o->sql)

@@ -95,11 +95,15 @@ class PostgresCluster:
     def dsn(self, dbname="postgres", user=None):
         return f"postgresql://{user or self.SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
 
-    def psql(self, sql, dbname="postgres", user=None, check=True):
-        """Runs SQL with psql; returns stdout (unaligned, tuples only)."""
+    def psql(self, sql, dbname="postgres", user=None, check=True, script=False):
+        """Runs SQL with psql; returns stdout (unaligned, tuples only). With
+        script=True the SQL is read from stdin as `... | psql` would, each
+        statement in its own transaction unless the script says BEGIN (-c
+        runs all of them in one, which CREATE INDEX CONCURRENTLY refuses)."""
+        source = ["-f", "-"] if script else ["-c", sql]
         r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                            "-d", self.dsn(dbname, user), "-c", sql],
-                           capture_output=True, text=True)
+                            "-d", self.dsn(dbname, user), *source],
+                           input=sql if script else None, capture_output=True, text=True)
         if check and r.returncode != 0:
             raise RuntimeError(f"psql failed: {r.stderr}")
         return r.stdout.strip() if check else r

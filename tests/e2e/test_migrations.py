@@ -175,8 +175,8 @@ def test_sql_prints_and_changes_nothing(fresh_db):
     assert db.sql("SELECT to_regclass('schema_migrations') IS NULL") == "t"
     assert db.sql("SELECT to_regclass('users') IS NULL") == "t"
 
-    # the printed script is runnable as is
-    db.pg.psql(r.stdout, dbname=db.name, user=db.name)
+    # the printed script is runnable as is, piped into psql
+    db.pg.psql(r.stdout, dbname=db.name, user=db.name, script=True)
     assert applied(db) == [v for v, _ in versions()]
     ok(db.cli("migrate", "check"))
 
