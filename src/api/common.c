@@ -80,6 +80,15 @@ int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t
     return nx_resp_json(req, 200, b.data, b.len);
 }
 
+/* A cursor names the list it came from (a hash of the route pattern), so a
+ * users cursor handed to /jobs is refused rather than read as a position
+ * in another table. */
+static const char *list_tag(nx_req_t *req)
+{
+    uint64_t h = nx_hash_str(req->route ? req->route : "");
+    return nx_arena_sprintf(req->arena, "%08x", (unsigned)(h & 0xffffffffu));
+}
+
 int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)
 {
     page->limit = NX_PAGE_DEFAULT;
@@ -96,6 +105,13 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)
     }
     const char *cursor = nx_req_query(req, "cursor");
     if (cursor && *cursor) {
+        const char *tag = list_tag(req);
+        size_t tn = strlen(tag);
+        if (strncmp(cursor, tag, tn) != 0 || cursor[tn] != '_') {
+            nx_err_field(err, "cursor", "is not a cursor this API issued for this list");
+            return NX_EVALIDATION;
+        }
+        cursor += tn + 1;
         const char *sep = strchr(cursor, '_');
         long long us;
         char *ts = sep ? nx_arena_strndup(req->arena, cursor, (size_t)(sep - cursor)) : NULL;
@@ -112,7 +128,7 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)
 
 const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id)
 {
-    return nx_arena_sprintf(req->arena, "%s_%s", epoch_us, id);
+    return nx_arena_sprintf(req->arena, "%s_%s_%s", list_tag(req), epoch_us, id);
 }
 
 int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t *err)

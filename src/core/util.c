@@ -142,6 +142,14 @@ size_t nx_utf8_len(const char *str, size_t n)
     return count;
 }
 
+uint64_t nx_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 int nx_parse_int(const char *s, long long min, long long max, long long *out)
 {
     if (!s || !((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))

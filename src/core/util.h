@@ -32,6 +32,10 @@ size_t nx_utf8_len(const char *s, size_t n);
 /* Parses a whole decimal integer in [min, max]. NX_OK or NX_EINVAL. */
 int nx_parse_int(const char *s, long long min, long long max, long long *out);
 
+/* FNV-1a (64-bit) of a string: fast and stable, not for untrusted keys
+ * an attacker could choose to collide. */
+uint64_t nx_hash_str(const char *s);
+
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void nx_hex(const unsigned char *in, size_t n, char *out);
 

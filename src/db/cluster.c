@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/util.h"
 #include "db/migrate.h"
 #include "db/target.h"
 
@@ -199,15 +200,6 @@ static int write_file(const nx_cluster_t *c, const char *path, const char *text,
     return rc;
 }
 
-/* FNV-1a: a short stable name for the /tmp socket directory. */
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* The socket directory: DATA_DIR/run, or /tmp/nexus-<hash> when the socket
  * path would pass the kernel's limit. Owned by the cluster account, 0700. */
 static int prepare_sockdir(nx_cluster_t *c, nx_err_t *err)
@@ -216,7 +208,7 @@ static int prepare_sockdir(nx_cluster_t *c, nx_err_t *err)
     snprintf(c->sockdir, sizeof(c->sockdir), "%s/run", c->home);
     if (strlen(c->sockdir) + strlen("/.s.PGSQL.5432") >= sizeof(sa.sun_path))
         snprintf(c->sockdir, sizeof(c->sockdir), "/tmp/nexus-%016llx",
-                 (unsigned long long)fnv1a(c->base));
+                 (unsigned long long)nx_hash_str(c->base));
     bool made = mkdir(c->sockdir, 0700) == 0;
     struct stat st;
     if (lstat(c->sockdir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -252,7 +244,7 @@ static int prepare_dirs(nx_cluster_t *c, const nx_settings_t *s, nx_err_t *err)
              * files where the account can reach them, one directory per
              * data directory. Locks and the JWT secret stay in DATA_DIR. */
             snprintf(c->home, sizeof(c->home), "/var/lib/nexusapi/%016llx",
-                     (unsigned long long)fnv1a(c->base));
+                     (unsigned long long)nx_hash_str(c->base));
             if (mkdir_p(c->home, 0700) != 0 || give(c, c->home) != 0)
                 return nx_err_set(err, NX_EUNAVAILABLE, "cannot create \"%s\"", c->home);
             chmod("/var/lib/nexusapi", 0755);

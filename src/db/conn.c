@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -208,18 +209,10 @@ void nx_db_thread_close(void)
 
 /* ---- prepared-statement cache -------------------------------------------- */
 
-static size_t hash_name(const char *s)
-{
-    size_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static struct stmt_slot *find_slot(struct stmt_slot *slots, size_t nslots, const char *name)
 {
     size_t mask = nslots - 1;
-    for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask)
+    for (size_t i = (size_t)nx_hash_str(name) & mask;; i = (i + 1) & mask)
         if (!slots[i].name || strcmp(slots[i].name, name) == 0)
             return &slots[i];
 }
@@ -247,7 +240,7 @@ bool nx_db_stmt_known(nx_db_t *db, const nx_stmt_t *st)
     if (!s->name)
         return false;
     /* Two different statements sharing one name is a programmer bug. */
-    NX_ASSERT(s->sql_hash == hash_name(st->sql));
+    NX_ASSERT(s->sql_hash == (size_t)nx_hash_str(st->sql));
     return true;
 }
 
@@ -261,7 +254,7 @@ int nx_db_stmt_remember(nx_db_t *db, const nx_stmt_t *st)
     s->name = nx_strdup(st->name);
     if (!s->name)
         return NX_ENOMEM;
-    s->sql_hash = hash_name(st->sql);
+    s->sql_hash = (size_t)nx_hash_str(st->sql);
     db->nused++;
     return NX_OK;
 }

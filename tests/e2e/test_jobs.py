@@ -359,6 +359,13 @@ def test_lists_pages_and_filters(db, server_factory):
     assert [x["type"] for x in txs] == ["DEDUCTION"] * 5 + ["GRANT"]
     assert set(txs[0]) == {"id", "amount", "type", "job_id", "description", "created_at"}
 
+    # a cursor belongs to its list: one from /jobs is refused by the others
+    jobs_cursor = server.get("/api/v1/jobs?limit=1", headers=t.headers).json()["next_cursor"]
+    for other in ("/api/v1/credits/transactions", "/api/v1/users"):
+        r = server.get(f"{other}?cursor={jobs_cursor}", headers=t.headers)
+        assert r.status == 422 and r.json()["errors"][0]["field"] == "cursor", (other, r.body)
+    assert server.get(f"/api/v1/jobs?cursor={jobs_cursor}", headers=t.headers).status == 200
+
     usage = server.get("/api/v1/credits/usage", headers=t.headers).json()["days"]
     assert len(usage) == 7
     assert usage[-1]["spent"] == 50 and usage[-1]["refunded"] == 0

@@ -40,6 +40,8 @@ def test_killed_worker_job_finished_by_another_after_lease(db, server_factory, w
     a = start(**env)
     job_id = submit(server, t, "Slow work for a doomed worker.").json()["job_id"]
     wait_for(lambda: a.events("job attempt started", job_id), 20, what="the first attempt")
+    # the attempt is logged just before its call goes out: kill it mid-call
+    wait_for(lambda: standin.count() == 1, 10, what="the first attempt's provider call")
     a.kill()
     j = job(server, t, job_id)
     assert j["status"] == "running" and j["attempt_count"] == 1

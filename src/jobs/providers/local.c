@@ -386,17 +386,9 @@ struct counts {
     size_t n;
 };
 
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static struct term *counts_slot(struct counts *c, const char *w)
 {
-    size_t i = (size_t)hash(w) & (c->cap - 1);
+    size_t i = (size_t)nx_hash_str(w) & (c->cap - 1);
     while (c->slot[i].term && strcmp(c->slot[i].term, w) != 0)
         i = (i + 1) & (c->cap - 1);
     return &c->slot[i];
