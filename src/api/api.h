@@ -19,6 +19,10 @@
  * not just in the token). NULL with err set on failure. */
 nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);
 
+/* The caller check alone: a tenant transaction with no statement of its own
+ * (the server's check_caller option). */
+int nx_api_check_caller(nx_req_t *req, nx_err_t *err);
+
 /* A page request: ?limit= (1-100, default 20) and ?cursor= (opaque). */
 typedef struct nx_page {
     int limit;

@@ -32,6 +32,14 @@ nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err)
     return tx;
 }
 
+int nx_api_check_caller(nx_req_t *req, nx_err_t *err)
+{
+    nx_tx_t *tx = nx_api_tx(req, err);
+    if (!tx)
+        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
+    return nx_tx_run(tx, err);
+}
+
 int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
                   nx_res_t **out, nx_err_t *err)
 {

@@ -14,6 +14,7 @@
 #include "core/nx.h"
 #include "cli/cli.h"
 #include "auth/auth.h"
+#include "api/api.h"
 #include "api/routes.h"
 #include "config/settings.h"
 #include "core/err.h"
@@ -70,6 +71,7 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
         .connection_timeout = s->http_connection_timeout,
         .routes = nx_api_routes,
         .nroutes = nx_api_routes_count,
+        .check_caller = nx_api_check_caller,
     };
     int port = 0;
     if (nx_http_start(&o, &port, &err) != NX_OK)

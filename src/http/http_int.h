@@ -106,6 +106,8 @@ void nx_mw_access_log(const nx_req_t *req, int status, int64_t duration_us,
 
 /* Runs the registered auth hook; NX_EUNAUTHORIZED when none is registered. */
 int nx_http_run_auth(nx_req_t *req, nx_err_t *err);
+/* The server's check_caller option (NX_OK when none is set). */
+int nx_http_check_caller(nx_req_t *req, nx_err_t *err);
 
 /* ---- problem.c ----------------------------------------------------------- */
 

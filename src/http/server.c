@@ -47,6 +47,7 @@
 static struct MHD_Daemon *daemon_;
 static atomic_bool draining;
 static nx_auth_hook_cb auth_hook;
+static int (*check_caller)(nx_req_t *req, nx_err_t *err);
 
 bool nx_http_draining(void) { return atomic_load(&draining); }
 
@@ -60,6 +61,11 @@ int nx_http_run_auth(nx_req_t *req, nx_err_t *err)
     if (rc != NX_OK && !err->code)
         nx_err_set(err, rc, NULL);
     return rc;
+}
+
+int nx_http_check_caller(nx_req_t *req, nx_err_t *err)
+{
+    return check_caller ? check_caller(req, err) : NX_OK;
 }
 
 int nx_http_inflight(void) { return atomic_load(&nx_http_inflight_count); }
@@ -95,6 +101,7 @@ int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
 {
     if (nx_router_init(o->routes, o->nroutes, err) != NX_OK)
         return err->code;
+    check_caller = o->check_caller;
     struct sockaddr_storage ss = {0};
     if (resolve(o->host, o->port, &ss, err) != NX_OK)
         return err->code;

@@ -20,6 +20,11 @@ typedef struct nx_http_opts {
     int connection_timeout;    /* seconds idle before a connection is closed */
     const nx_route_t *routes;  /* the route table (static) */
     size_t nroutes;
+    /* Asks the database whether the authenticated caller may use the route
+     * (still a member; an admin for NX_ROUTE_ADMIN): NX_OK, or 401/403/503
+     * with err set. Run only before refusing a request for its body, so
+     * that who may call is answered before what they sent. May be NULL. */
+    int (*check_caller)(nx_req_t *req, nx_err_t *err);
 } nx_http_opts_t;
 
 /* Starts the server; *bound_port receives the actual port. NX_EINVAL for a

@@ -4,6 +4,7 @@ organisation's resources; role changes and removals take effect on the very
 next request; the last admin is protected; pagination and validation of the
 user and organisation endpoints; the cookie's Origin rule; `nexusapi token`."""
 import concurrent.futures
+import json
 import threading
 import uuid
 
@@ -75,6 +76,40 @@ def test_admin_routes(server, world):
         assert r.status == status, (method, path, r.body)
     assert world.db.sql(f"SELECT name FROM organisations WHERE id = '{world.org_a}'") == "Org A renamed"
     assert call(server, "admin", "GET", f"/api/v1/users/{world.extra_a}", world).status == 404
+
+
+def test_who_may_call_comes_before_what_they_sent(server, world):
+    """A member on an admin route is 403 whatever the body; a removed user is
+    401 whatever the body; the body's own errors are for those allowed."""
+    json_h = {"Content-Type": "application/json"}
+    bad = {  # body, headers -> what an admin gets on PATCH /api/v1/organisation
+        "wrong type": ('{"name": 5}', json_h, 422),
+        "malformed": ("{", json_h, 400),
+        "repeated key": ('{"name": "x", "name": "y"}', json_h, 400),
+        "not JSON": ("name=x", {"Content-Type": "text/plain"}, 415),
+    }
+    for why, (body, extra, admin_status) in bad.items():
+        for path in ("/api/v1/organisation", f"/api/v1/users/{world.extra_a}"):
+            r = server.request("PATCH", path, body=body, headers={**world.h("member"), **extra})
+            assert r.status == 403, (why, path, r.body)
+            assert r.json()["type"] == "/problems/forbidden"
+        r = server.request("PATCH", "/api/v1/organisation", body=body,
+                           headers={**world.h("admin"), **extra})
+        assert r.status == admin_status, (why, r.body)
+    # a body announced as too large is refused before it is read: 403 first
+    too_big = {**json_h, "Content-Length": str(2 << 20)}
+    r = server.request("PATCH", "/api/v1/organisation", headers={**world.h("member"), **too_big})
+    assert r.status == 403, r.body
+    r = server.request("PATCH", "/api/v1/organisation", headers={**world.h("admin"), **too_big})
+    assert r.status == 413, r.body
+    # a removed user's token: 401 even with a body that is wrong in itself
+    make_user(world.db, world.org_a, "gone@a.test", "member", 9)
+    tok = cli_token(world.db, "gone@a.test")
+    world.db.sql("DELETE FROM users WHERE email = 'gone@a.test'")
+    r = server.request("POST", "/api/v1/summarise", body="{",
+                       headers={"Authorization": f"Bearer {tok}", **json_h})
+    assert r.status == 401, r.body
+    assert world.db.sql(f"SELECT name FROM organisations WHERE id = '{world.org_a}'") != "x"
 
 
 def test_other_organisations_resources_are_404(server, world):
