@@ -229,6 +229,22 @@ def test_invalid_utf8_inside_a_value_is_422_naming_the_field(json_server, body):
     assert p["errors"] == [{"field": "id_token", "message": "must be valid UTF-8 text"}]
 
 
+@pytest.mark.parametrize("body", [b'{"id_token": "a\\u0000b"}',
+                                  b'{"id_token": ["ok", {"deep": "\\u0000"}]}'])
+def test_nul_character_inside_a_value_is_422_naming_the_field(json_server, body):
+    r = json_server.request("POST", JSON_ROUTE, body=body,
+                            headers={"Content-Type": "application/json"})
+    p = assert_problem(r, 422, "validation-error")
+    assert p["errors"] == [{"field": "id_token",
+                            "message": "must not contain the NUL character (\\u0000)"}]
+
+
+def test_nul_character_in_a_key_is_400_saying_so(json_server):
+    r = json_server.request("POST", JSON_ROUTE, body=b'{"a\\u0000": "x"}',
+                            headers={"Content-Type": "application/json"})
+    assert "NUL character" in assert_problem(r, 400, "bad-request")["detail"]
+
+
 def test_surrogate_pair_escape_is_valid_text(json_server):
     r = json_server.request("POST", JSON_ROUTE, body=b'{"id_token": "\\ud83d\\ude00"}',
                             headers={"Content-Type": "application/json"})

@@ -14,6 +14,8 @@
  * such as "\ud800" - is a 400 when it breaks the body's structure, and a 422
  * naming the member when it sits inside a member's string value, so the
  * client learns which field to fix ({"text": "\xff"} -> 422, field "text").
+ * So is the escaped NUL character "\u0000": valid JSON, but no text of this
+ * API can hold it.
  */
 #include "core/nx.h"
 #include "http/http_int.h"
@@ -168,24 +170,40 @@ static char *mark_bad_text(nx_arena_t *arena, const char *body, size_t len, cons
     return b.data ? b.data : nx_arena_strdup(arena, "");
 }
 
-/* True when a string in v (at any depth) contains mark. */
-static bool holds_mark(json_t *v, const char *mark)
+/* True when a string in v, at any depth (object keys included), passes
+ * bad(text, length, arg). */
+typedef bool (*text_test_fn)(const char *text, size_t len, const void *arg);
+
+static bool any_text(json_t *v, text_test_fn bad, const void *arg)
 {
     size_t i;
     const char *k;
     json_t *item;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return strstr(json_string_value(v), mark) != NULL;
+        return bad(json_string_value(v), json_string_length(v), arg);
     case JSON_ARRAY:
-        json_array_foreach(v, i, item) if (holds_mark(item, mark)) return true;
+        json_array_foreach(v, i, item) if (any_text(item, bad, arg)) return true;
         return false;
     case JSON_OBJECT:
-        json_object_foreach(v, k, item) if (strstr(k, mark) || holds_mark(item, mark)) return true;
+        json_object_foreach(v, k, item) if (bad(k, strlen(k), arg) || any_text(item, bad, arg))
+            return true;
         return false;
     default:
         return false;
     }
+}
+
+static bool has_mark(const char *text, size_t len, const void *mark)
+{
+    NX_UNUSED(len);
+    return strstr(text, mark) != NULL;
+}
+
+static bool has_nul(const char *text, size_t len, const void *arg)
+{
+    NX_UNUSED(arg);
+    return memchr(text, '\0', len) != NULL;
 }
 
 /* For a body whose text is not valid UTF-8: when the bad text sits inside
@@ -208,7 +226,7 @@ static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_e
     const char *key;
     json_t *member;
     json_object_foreach(v, key, member) {
-        if (holds_mark(member, mark)) {
+        if (any_text(member, has_mark, mark)) {
             nx_err_field(err, key, "must be valid UTF-8 text");
             found = true;
         }
@@ -216,6 +234,29 @@ static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_e
     json_decref(v);
     if (found && !err->detail[0])
         snprintf(err->detail, sizeof(err->detail), "Text in the request body is not valid UTF-8.");
+    return found;
+}
+
+/* "\u0000" is valid JSON, but no text field of this API takes a NUL (C
+ * strings, PostgreSQL text): a 422 naming the members that hold one. */
+static bool nul_text_field(const char *body, size_t len, nx_err_t *err)
+{
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    if (!v)
+        return false;
+    bool found = false;
+    const char *key;
+    json_t *member;
+    json_object_foreach(v, key, member) {
+        if (any_text(member, has_nul, NULL)) {
+            nx_err_field(err, key, "must not contain the NUL character (\\u0000)");
+            found = true;
+        }
+    }
+    json_decref(v);
+    if (found && !err->detail[0])
+        snprintf(err->detail, sizeof(err->detail),
+                 "Text in the request body contains the NUL character.");
     return found;
 }
 
@@ -239,6 +280,14 @@ int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, jso
             strncmp(je.text, "invalid Unicode", 15) == 0) {
             if (bad_text_field(arena, body, len, err))
                 return NX_EVALIDATION;
+        }
+        if (json_error_code(&je) == json_error_null_character ||
+            json_error_code(&je) == json_error_null_byte_in_key) {
+            if (nul_text_field(body, len, err))
+                return NX_EVALIDATION;
+            return nx_err_set(err, NX_EINVAL,
+                              "The request body holds the NUL character (\\u0000) outside "
+                              "a member's value.");
         }
         return nx_err_set(err, NX_EINVAL, "The request body is not valid JSON (line %d, column %d).",
                           je.line, je.column);
