@@ -112,7 +112,8 @@ static enum MHD_Result respond(nx_http_conn_t *hc)
         MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
     if (!mr)
         return MHD_NO;
-    bool ok = MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) &&
+    bool ok = (!r->content_type ||
+               MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type)) &&
               MHD_add_response_header(mr, "X-Request-ID", hc->req.request_id);
     for (struct nx_resp_hdr *h = r->headers; h && ok; h = h->next)
         ok = MHD_add_response_header(mr, h->name, h->value);

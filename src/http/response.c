@@ -19,7 +19,8 @@ static int set(nx_req_t *req, int status, const char *ct, const char *body, size
     nx_http_conn_t *hc = nx_http_conn_of(req);
     struct nx_resp_hdr *keep = hc->resp.headers;
     hc->resp = (struct nx_resp){.status = status,
-                                .content_type = ct ? ct : "application/json",
+                                /* no body, no type: 204 and the like */
+                                .content_type = ct ? ct : body ? "application/json" : NULL,
                                 .body = body ? body : "",
                                 .len = body ? len : 0,
                                 .headers = keep};

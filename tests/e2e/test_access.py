@@ -74,6 +74,8 @@ def test_admin_routes(server, world):
     for (method, path, body), status in zip(cases, expect):
         r = call(server, "admin", method, path, world, body)
         assert r.status == status, (method, path, r.body)
+        if status == 204:  # no content, so no content type
+            assert r.header("Content-Type") is None and r.body == b"" and r.header("X-Request-ID")
     assert world.db.sql(f"SELECT name FROM organisations WHERE id = '{world.org_a}'") == "Org A renamed"
     assert call(server, "admin", "GET", f"/api/v1/users/{world.extra_a}", world).status == 404
 

@@ -160,6 +160,12 @@ def test_body_over_limit_refused_before_reading(server):
                   b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + b"{" * 65536)
         r = parse_raw(read_response(s))
     assert_problem(r, 413, "payload-too-large")
+    # any route may answer it, so every operation documents it
+    doc = server.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if isinstance(op, dict) and "responses" in op:
+                assert "413" in op["responses"], (method, path)
 
 
 def test_chunked_body_stops_at_limit(server):
