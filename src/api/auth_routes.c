@@ -99,6 +99,18 @@ static int sign_in(nx_req_t *req, const nx_google_id_t *id, const struct flow *f
     const char *params[] = {id->sub, id->email, id->name, id->picture, id->hd, credits};
     nx_res_t *r;
     int rc = nx_db_exec(db, req->arena, &st_sign_in, params, &r, err);
+    const char *constraint = nx_db_constraint(db);
+    if (rc == NX_ECONFLICT && constraint &&
+        strcmp(constraint, "users_organisation_id_email_key") == 0) {
+        /* Rule 1: identity is the sub, never the email alone, so a second
+         * Google account with a member's address (an account deleted and
+         * re-created, say) is not merged into that member. */
+        snprintf(err->detail, sizeof(err->detail),
+                 "The organisation of this Google Workspace domain already has a user with "
+                 "this email address, linked to another Google account. An admin must remove "
+                 "that user before this account can join.");
+        return rc;
+    }
     if (rc != NX_OK)
         return rc;
     if (nx_res_rows(r) != 1)

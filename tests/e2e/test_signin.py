@@ -139,6 +139,25 @@ def test_operator_created_user_is_linked_by_verified_email(gserver, provider, db
     assert db.sql(f"SELECT google_id FROM users WHERE id = '{uid}'") == "g-frank"
 
 
+def test_second_google_account_with_a_members_email_is_a_clear_409(gserver, provider, db):
+    """Identity is the sub: a new Google account (an account deleted and made
+    again) with a member's address is neither merged into that member nor
+    let in beside them; the 409 says why and what to do."""
+    first = sign_in(gserver, provider, sub="g-carl-1", email="carl@again.test", hd="again.test")
+    assert first.status == 200, first.body
+    r = gserver.request("POST", "/auth/google/token", body={"id_token": provider.id_token(
+        sub="g-carl-2", email="carl@again.test", hd="again.test")})
+    p = r.json()
+    assert r.status == 409 and p["type"] == "/problems/conflict", r.body
+    assert "another Google account" in p["detail"] and "admin must remove" in p["detail"]
+    assert db.sql("SELECT google_id FROM users WHERE email = 'carl@again.test'") == "g-carl-1"
+    # once an admin removed the old user, the new account joins
+    db.sql("DELETE FROM users WHERE google_id = 'g-carl-1'")
+    r = gserver.request("POST", "/auth/google/token", body={"id_token": provider.id_token(
+        sub="g-carl-2", email="carl@again.test", hd="again.test")})
+    assert r.status == 200 and r.json()["user"]["role"] == "member", r.body
+
+
 def test_signup_credits_setting(server_factory, provider, db):
     s = server_factory(SIGNUP_CREDITS=7, **provider.env())
     r = sign_in(s, provider, sub="g-credits", email="x@gmail.com")
