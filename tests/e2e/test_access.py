@@ -114,6 +114,19 @@ def test_who_may_call_comes_before_what_they_sent(server, world):
     assert world.db.sql(f"SELECT name FROM organisations WHERE id = '{world.org_a}'") != "x"
 
 
+def test_a_patch_that_changes_nothing_keeps_updated_at(server, world):
+    org0 = call(server, "admin", "GET", "/api/v1/organisation", world).json()
+    user0 = call(server, "admin", "GET", f"/api/v1/users/{world.extra_a}", world).json()
+    for body in ({}, {"name": org0["name"], "auto_join": org0["auto_join"]}):
+        r = call(server, "admin", "PATCH", "/api/v1/organisation", world, body)
+        assert r.status == 200 and r.json()["updated_at"] == org0["updated_at"], (body, r.body)
+    r = call(server, "admin", "PATCH", f"/api/v1/users/{world.extra_a}", world, {"role": "member"})
+    assert r.status == 200 and r.json()["updated_at"] == user0["updated_at"], r.body
+    # a real change does move it
+    r = call(server, "admin", "PATCH", "/api/v1/organisation", world, {"name": "Renamed"})
+    assert r.json()["updated_at"] > org0["updated_at"]
+
+
 def test_other_organisations_resources_are_404(server, world):
     other = world.admin_b
     for who in ("member", "admin"):
