@@ -117,15 +117,24 @@ def test_thousand_jobs_failing_provider_worker_killed_repeatedly(db, server_fact
           f"{standin.count()} provider calls")
 
 
+def slow_attempt(db, server_factory, start, standin, delay, text, **settings):
+    """A worker in the middle of one attempt that takes `delay` seconds at the
+    provider. Returns (server, tenant, worker settings, worker, job id)."""
+    standin.mode, standin.delay = "slow", delay
+    server = server_factory()
+    t = Tenant(db, credits=100)
+    env = standin.env(JOB_POLL_INTERVAL_MS=200, **settings)
+    w = start(**env)
+    job_id = submit(server, t, text).json()["job_id"]
+    wait_for(lambda: w.events("job attempt started", job_id), 20, what="the attempt")
+    return server, t, env, w, job_id
+
+
 def test_sigterm_lets_attempts_finish_within_the_drain_timeout(db, server_factory, workers,
                                                               standin):
     started, start = workers
-    standin.mode, standin.delay = "slow", 1.5
-    server = server_factory()
-    t = Tenant(db, credits=100)
-    w = start(**standin.env(JOB_POLL_INTERVAL_MS=200, DRAIN_TIMEOUT=10))
-    job_id = submit(server, t, "Finish me before you go.").json()["job_id"]
-    wait_for(lambda: w.events("job attempt started", job_id), 20, what="the attempt")
+    server, t, env, w, job_id = slow_attempt(db, server_factory, start, standin, 1.5,
+                                             "Finish me before you go.", DRAIN_TIMEOUT=10)
     assert w.stop() == 0
     j = job(server, t, job_id)
     assert j["status"] == "completed" and j["attempt_count"] == 1, j
@@ -133,13 +142,9 @@ def test_sigterm_lets_attempts_finish_within_the_drain_timeout(db, server_factor
 
 def test_sigterm_past_the_drain_timeout_releases_the_lease(db, server_factory, workers, standin):
     started, start = workers
-    standin.mode, standin.delay = "slow", 5.0
-    server = server_factory()
-    t = Tenant(db, credits=100)
-    env = standin.env(JOB_POLL_INTERVAL_MS=200, DRAIN_TIMEOUT=1, JOB_LEASE_SECONDS=60)
-    w = start(**env)
-    job_id = submit(server, t, "Too slow to finish.").json()["job_id"]
-    wait_for(lambda: w.events("job attempt started", job_id), 20, what="the attempt")
+    server, t, env, w, job_id = slow_attempt(db, server_factory, start, standin, 5.0,
+                                             "Too slow to finish.", DRAIN_TIMEOUT=1,
+                                             JOB_LEASE_SECONDS=60)
     t0 = time.time()
     assert w.stop() == 0
     assert time.time() - t0 < 4  # the slow call was abandoned, not waited for
@@ -160,13 +165,9 @@ def test_sigterm_with_the_database_down_exits_and_loses_nothing(db, pg, server_f
     0 within the drain timeout; once the database is back the lease runs out
     and another worker finishes the job, charged once."""
     started, start = workers
-    standin.mode, standin.delay = "slow", 2.0
-    server = server_factory()
-    t = Tenant(db, credits=100)
-    env = standin.env(JOB_POLL_INTERVAL_MS=200, DRAIN_TIMEOUT=5, JOB_LEASE_SECONDS=3)
-    w = start(**env)
-    job_id = submit(server, t, "The database leaves mid-attempt.").json()["job_id"]
-    wait_for(lambda: w.events("job attempt started", job_id), 20, what="the attempt")
+    server, t, env, w, job_id = slow_attempt(db, server_factory, start, standin, 2.0,
+                                             "The database leaves mid-attempt.", DRAIN_TIMEOUT=5,
+                                             JOB_LEASE_SECONDS=3)
     try:
         pg.stop()
         t0 = time.time()

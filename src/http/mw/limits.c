@@ -206,6 +206,28 @@ static bool has_nul(const char *text, size_t len, const void *arg)
     return memchr(text, '\0', len) != NULL;
 }
 
+/* Names, with a 422 field error each, the members of the object v whose
+ * text (at any depth) passes bad; takes v. False when none does. */
+static bool name_members(json_t *v, text_test_fn bad, const void *arg, const char *why,
+                         const char *detail, nx_err_t *err)
+{
+    if (!v)
+        return false;
+    bool found = false;
+    const char *key;
+    json_t *member;
+    json_object_foreach(v, key, member) {
+        if (any_text(member, bad, arg)) {
+            nx_err_field(err, key, "%s", why);
+            found = true;
+        }
+    }
+    json_decref(v);
+    if (found && !err->detail[0])
+        snprintf(err->detail, sizeof(err->detail), "%s", detail);
+    return found;
+}
+
 /* For a body whose text is not valid UTF-8: when the bad text sits inside
  * string values of members, sets a 422 naming those members. */
 static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_err_t *err)
@@ -217,47 +239,18 @@ static bool bad_text_field(nx_arena_t *arena, const char *body, size_t len, nx_e
     nx_hex(raw, sizeof(raw), hex);
     snprintf(mark, sizeof(mark), "~nx%s~", hex);
     char *copy = mark_bad_text(arena, body, len, mark);
-    if (!copy)
-        return false;
-    json_t *v = json_loads(copy, JSON_REJECT_DUPLICATES, NULL);
-    if (!v)
-        return false;
-    bool found = false;
-    const char *key;
-    json_t *member;
-    json_object_foreach(v, key, member) {
-        if (any_text(member, has_mark, mark)) {
-            nx_err_field(err, key, "must be valid UTF-8 text");
-            found = true;
-        }
-    }
-    json_decref(v);
-    if (found && !err->detail[0])
-        snprintf(err->detail, sizeof(err->detail), "Text in the request body is not valid UTF-8.");
-    return found;
+    return copy && name_members(json_loads(copy, JSON_REJECT_DUPLICATES, NULL), has_mark, mark,
+                                "must be valid UTF-8 text",
+                                "Text in the request body is not valid UTF-8.", err);
 }
 
 /* "\u0000" is valid JSON, but no text field of this API takes a NUL (C
  * strings, PostgreSQL text): a 422 naming the members that hold one. */
 static bool nul_text_field(const char *body, size_t len, nx_err_t *err)
 {
-    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-    if (!v)
-        return false;
-    bool found = false;
-    const char *key;
-    json_t *member;
-    json_object_foreach(v, key, member) {
-        if (any_text(member, has_nul, NULL)) {
-            nx_err_field(err, key, "must not contain the NUL character (\\u0000)");
-            found = true;
-        }
-    }
-    json_decref(v);
-    if (found && !err->detail[0])
-        snprintf(err->detail, sizeof(err->detail),
-                 "Text in the request body contains the NUL character.");
-    return found;
+    return name_members(json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL),
+                        has_nul, NULL, "must not contain the NUL character (\\u0000)",
+                        "Text in the request body contains the NUL character.", err);
 }
 
 int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, json_t **out,
