@@ -10,6 +10,8 @@
 
 #include "core/nx.h"
 
+#include <signal.h>
+
 #define NX_EXIT_OK 0
 #define NX_EXIT_FAIL 1
 #define NX_EXIT_USAGE 2
@@ -34,5 +36,10 @@ int nx_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "nexusapi: <err detail>" (and log detail when DEBUG); returns 1,
  * or 2 for NX_EINVAL. */
 int nx_cli_fail_err(const nx_err_t *err);
+/* For the long-running verbs (serve, worker): blocks SIGTERM and SIGINT in
+ * the calling thread - call it before any thread exists, so every thread
+ * inherits the mask and the caller alone waits for them with sigwait on
+ * *stop_signals - and ignores SIGPIPE. */
+void nx_cli_block_stop_signals(sigset_t *stop_signals);
 
 #endif

@@ -126,13 +126,8 @@ int cmd_serve(int argc, char **argv, nx_settings_t *s)
             return nx_cli_usage(usage, "unknown argument \"%s\"", argv[i]);
     }
 
-    /* Before any thread exists, so every thread inherits the mask. */
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    nx_cli_block_stop_signals(&signals); /* before any thread exists */
     raise_fd_limit();
 
     nx_err_t err = {0};

@@ -61,13 +61,8 @@ int cmd_worker(int argc, char **argv, nx_settings_t *s)
     if (s->worker_concurrency <= 0)
         return nx_cli_usage(usage, "WORKER_CONCURRENCY is 0: there is nothing to run");
 
-    /* Before any thread exists, so every thread inherits the mask. */
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    nx_cli_block_stop_signals(&signals); /* before any thread exists */
 
     nx_err_t err = {0};
     nx_db_target_t t = {0};

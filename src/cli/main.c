@@ -10,6 +10,8 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,15 @@ int nx_cli_fail_err(const nx_err_t *err)
     for (int i = 0; i < err->nfields; i++)
         fprintf(stderr, "  %s: %s\n", err->fields[i].field, err->fields[i].message);
     return err->code == NX_EINVAL ? NX_EXIT_USAGE : NX_EXIT_FAIL;
+}
+
+void nx_cli_block_stop_signals(sigset_t *stop_signals)
+{
+    sigemptyset(stop_signals);
+    sigaddset(stop_signals, SIGTERM);
+    sigaddset(stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int main(int argc, char **argv)
