@@ -94,10 +94,13 @@ static int caller_before_body(nx_http_conn_t *hc, int code)
                                   code != NX_EMEDIATYPE && code != NX_EVALIDATION))
         return code;
     nx_err_t caller = {0};
-    if (nx_http_check_caller(req, &caller) == NX_OK)
+    int rc = nx_http_check_caller(req, &caller);
+    /* only a verdict on the caller replaces the body's error: a database
+     * that cannot be asked leaves the client the answer it can act on */
+    if (rc != NX_EUNAUTHORIZED && rc != NX_EFORBIDDEN)
         return code;
     hc->err = caller;
-    return caller.code;
+    return rc;
 }
 
 /* Turns the recorded response into an MHD response and queues it. */

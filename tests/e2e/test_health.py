@@ -63,3 +63,20 @@ def test_no_request_fails_after_a_database_restart(db, pg, server_factory):
         r = server.get("/api/v1/me", headers=t.headers)
         assert r.status == 200, r.body
     assert any(l.get("msg") == "database closed an idle connection" for l in server.log_lines())
+
+
+def test_a_body_error_stays_a_body_error_while_the_database_is_down(db, pg, server_factory):
+    """The caller check before a body error cannot reach the database: the
+    client still gets the 400 about its body, not a 503."""
+    from jobs_util import Tenant
+    server = server_factory(HTTP_THREADS=1)
+    t = Tenant(db, credits=0)
+    headers = {**t.headers, "Content-Type": "application/json"}
+    try:
+        pg.stop()
+        r = server.request("POST", "/api/v1/summarise", body="{", headers=headers)
+        assert r.status == 400, r.body
+    finally:
+        pg.start()
+    r = server.request("POST", "/api/v1/summarise", body="{", headers=headers)
+    assert r.status == 400, r.body
