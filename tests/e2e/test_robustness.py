@@ -7,10 +7,13 @@ import os
 import resource
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
+
+import harness
 
 IDLE = 1000
 
@@ -153,6 +156,107 @@ def test_idle_connections_are_closed_by_timeout(server_factory):
         t0 = time.monotonic()
         assert recv_until_closed_or_response(s, 10) == b""
         assert time.monotonic() - t0 < 5
+
+
+def sockets_per_pool_thread(server):
+    """Client sockets each pool thread's epoll instance watches, read from
+    /proc: one epoll per thread, watching its clients, its wake-up eventfd
+    and perhaps the listen socket, which is not counted."""
+    pid = server.proc.pid
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in list(f)[1:]:
+                cols = row.split()
+                if cols[3] == "0A":  # TCP_LISTEN
+                    listening.add(f"socket:[{cols[9]}]")
+    counts = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                watched = [int(l.split()[1]) for l in f if l.startswith("tfd:")]
+        except FileNotFoundError:
+            continue
+        links = [os.readlink(f"/proc/{pid}/fd/{w}") for w in watched]
+        counts.append(sum(1 for l in links if l.startswith("socket:") and l not in listening))
+    return sorted(counts)
+
+
+def test_a_burst_of_connections_spreads_over_the_pool(server_factory):
+    """32 clients connecting at once are shared out evenly by the 4 pool
+    threads, not piled onto the first thread to wake (the clients of a
+    crowded thread wait longest, and an idle thread's database connection
+    goes unused)."""
+    server = server_factory(HTTP_THREADS=4)
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+             for _ in range(32)]
+    try:
+        deadline = time.time() + 10
+        while sum(sockets_per_pool_thread(server)) < 32 and time.time() < deadline:
+            time.sleep(0.05)
+        counts = sockets_per_pool_thread(server)
+        assert sum(counts) == 32 and len(counts) == 4, counts
+        assert counts[0] >= 6 and counts[-1] <= 10, counts
+        for s in socks:  # and every one of them is served
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in socks:
+            assert recv_until_closed_or_response(s, 10).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_connections_over_the_per_ip_limit_are_closed(server_factory):
+    """HTTP_PER_IP_CONNECTIONS holds for every accepted connection: past
+    it, a connection is closed unanswered and the others are served."""
+    server = server_factory(HTTP_PER_IP_CONNECTIONS=4)
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+             for _ in range(6)]
+    try:
+        answers = []
+        for s in socks:
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            answers.append(recv_until_closed_or_response(s, 10)[:12])
+        assert answers.count(b"HTTP/1.1 200") == 4, answers
+        assert answers.count(b"") == 2, answers
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_port_in_use_is_a_one_line_error(server, db):
+    r = subprocess.run([harness.BIN, "serve"], capture_output=True, text=True, timeout=60,
+                       env=dict(db.env, HOST="127.0.0.1", PORT=str(server.port)))
+    assert r.returncode != 0
+    assert f"could not listen on 127.0.0.1:{server.port}: Address already in use" in r.stderr, \
+        r.stderr[-500:]
+    assert server.get("/health").status == 200
+
+
+def test_an_ipv6_host_listens_on_ipv6_only(db):
+    port = harness.free_port()
+    server = harness.Process(["serve"], dict(db.env, HOST="::1", PORT=str(port)))
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                s = socket.create_connection(("::1", port), timeout=1)
+                break
+            except OSError:
+                assert server.proc.poll() is None and time.time() < deadline, server.log()
+                time.sleep(0.05)
+        with s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert recv_until_closed_or_response(s, 10).startswith(b"HTTP/1.1 200")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def test_trickling_client_does_not_block_others(server_factory):
