@@ -186,7 +186,7 @@ static int history(const nx_migrate_t *m)
             if (a && a->vnum == f->vnum)
                 j--;
             i--;
-        } else {
+        } else if (a) { /* always: f is NULL or older, so j > 0 */
             fprintf(stdout, "%s %s  applied %s  (no such file)\n", a->version, a->name,
                     a->applied_at);
             j--;

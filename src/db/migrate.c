@@ -779,7 +779,7 @@ static int take_lock(PGconn *c, nx_err_t *err)
 {
     long pause_us = 10000;
     for (;;) {
-        PGresult *r;
+        PGresult *r = NULL;
         if (query(c, "SELECT pg_try_advisory_lock(" LOCK_KEY ")",
                   "could not take the migration lock", &r, err) != NX_OK)
             return err->code;
