@@ -70,9 +70,10 @@ HISTORY = f"""
 ## History
 
 One row per full `make bench`, appended by the run (BENCH_NOTE="..." labels it).
-Before/after figures of an optimisation are two consecutive rows.
+Before/after figures of an optimisation are two consecutive rows. S2 and S3
+cells carry the p99 at 64 connections from git a8c392c on.
 
-| date | git | S1 req/s (server µs) | S2 req/s (% bound) | S3 req/s (% bound) | Q1 jobs/s | M1 MB | note |
+| date | git | S1 req/s (server µs) | S2 req/s (% bound, p99) | S3 req/s (% bound, p99) | Q1 jobs/s | M1 MB | note |
 |---|---|---|---|---|---|---|---|
 {HIST_END}
 """
@@ -285,7 +286,8 @@ def history_row(res, a, bound):
         if k == "S1":
             return f"{f(x['rps'])} ({f(x['server_us'], 1)})"
         b = bound.get(k)
-        return f"{f(x['rps'])} ({f(b['pct'], 0)}%)" if b else f(x["rps"])
+        extra = ([f"{f(b['pct'], 0)}%"] if b else []) + [f"p99 {f(x['p99'], 1)} ms"]
+        return f"{f(x['rps'])} ({', '.join(extra)})"
     return (f"| {res['machine']['date']} | {v.get('git', '?')} | {cell('S1')} | {cell('S2')} | {cell('S3')} | "
             f"{f(q['jobs_s']) if q else '–'} | {f(m['held_kb'] / 1024, 1) if m and m.get('held_kb') else '–'} | "
             f"{res.get('note', '')} |")
