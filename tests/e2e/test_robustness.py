@@ -8,6 +8,7 @@ import resource
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -257,6 +258,47 @@ def test_an_ipv6_host_listens_on_ipv6_only(db):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_out_of_descriptors_the_server_waits_and_serves_everyone(db):
+    """With 64 descriptors, 80 clients connecting at once cannot all be
+    accepted: the rest wait in the listen backlog, the server says so in
+    its log, and takes them as the first ones leave."""
+    port = harness.free_port()
+    log = tempfile.NamedTemporaryFile(prefix="nexus-log-", suffix=".log", delete=False)
+    proc = subprocess.Popen(["prlimit", "--nofile=64", harness.BIN, "serve"], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=dict(db.env, HOST="127.0.0.1", PORT=str(port), HTTP_THREADS="2"))
+    socks = []
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline
+                time.sleep(0.05)
+        # Both threads open their database connection first (two clients at
+        # once land on different threads), so /health can answer 200.
+        pair = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        for s in pair:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert recv_until_closed_or_response(s, 10).startswith(b"HTTP/1.1 200")
+            s.close()
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(80)]
+        for s in socks:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = [recv_until_closed_or_response(s, 20)[:12] for s in socks]
+        assert answers.count(b"HTTP/1.1 200") == 80, answers
+        with open(log.name) as f:
+            assert "cannot accept connections" in f.read()
+    finally:
+        for s in socks:
+            s.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        os.unlink(log.name)
 
 
 def test_trickling_client_does_not_block_others(server_factory):
