@@ -185,12 +185,20 @@ def sockets_per_pool_thread(server):
     return sorted(counts)
 
 
+def wait_until_no_clients(server):
+    """Until the server has closed the connection of its start-up probe."""
+    deadline = time.time() + 10
+    while sum(sockets_per_pool_thread(server)) and time.time() < deadline:
+        time.sleep(0.05)
+
+
 def test_a_burst_of_connections_spreads_over_the_pool(server_factory):
     """32 clients connecting at once are shared out evenly by the 4 pool
     threads, not piled onto the first thread to wake (the clients of a
     crowded thread wait longest, and an idle thread's database connection
     goes unused)."""
     server = server_factory(HTTP_THREADS=4)
+    wait_until_no_clients(server)
     socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
              for _ in range(32)]
     try:
@@ -213,6 +221,7 @@ def test_connections_over_the_per_ip_limit_are_closed(server_factory):
     """HTTP_PER_IP_CONNECTIONS holds for every accepted connection: past
     it, a connection is closed unanswered and the others are served."""
     server = server_factory(HTTP_PER_IP_CONNECTIONS=4)
+    wait_until_no_clients(server)
     socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
              for _ in range(6)]
     try:
