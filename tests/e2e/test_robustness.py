@@ -239,6 +239,18 @@ def test_connections_over_the_per_ip_limit_are_closed(server_factory):
             s.close()
 
 
+def connect_when_listening(host, port, proc, timeout=60):
+    """A connection to a server started outside the harness, once it listens."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=1)
+        except OSError:
+            assert proc.poll() is None, f"exited with {proc.returncode}"
+            assert time.time() < deadline, "never listened"
+            time.sleep(0.05)
+
+
 def test_a_port_in_use_is_a_one_line_error(server, db):
     r = subprocess.run([harness.BIN, "serve"], capture_output=True, text=True, timeout=60,
                        env=dict(db.env, HOST="127.0.0.1", PORT=str(server.port)))
@@ -252,15 +264,7 @@ def test_an_ipv6_host_listens_on_ipv6_only(db):
     port = harness.free_port()
     server = harness.Process(["serve"], dict(db.env, HOST="::1", PORT=str(port)))
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                s = socket.create_connection(("::1", port), timeout=1)
-                break
-            except OSError:
-                assert server.proc.poll() is None and time.time() < deadline, server.log()
-                time.sleep(0.05)
-        with s:
+        with connect_when_listening("::1", port, server.proc) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert recv_until_closed_or_response(s, 10).startswith(b"HTTP/1.1 200")
         with pytest.raises(ConnectionRefusedError):
@@ -280,14 +284,7 @@ def test_out_of_descriptors_the_server_waits_and_serves_everyone(db):
                             env=dict(db.env, HOST="127.0.0.1", PORT=str(port), HTTP_THREADS="2"))
     socks = []
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline
-                time.sleep(0.05)
+        connect_when_listening("127.0.0.1", port, proc).close()
         # Both threads open their database connection first (two clients at
         # once land on different threads), so /health can answer 200.
         pair = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
