@@ -142,8 +142,7 @@ static int open_listener(const nx_http_opts_t *o, const struct sockaddr_storage 
     return fd;
 }
 
-/* Accepts until nx_http_shutdown shuts the listen socket down. Running out
- * of descriptors or memory pauses accepting briefly instead of spinning.
+/* Accepts until nx_http_shutdown shuts the listen socket down.
  * MHD_add_connection closes a connection it cannot take (over a limit). */
 static void *accept_loop(void *arg)
 {
@@ -162,16 +161,13 @@ static void *accept_loop(void *arg)
             break;
         if (e == EINTR || e == ECONNABORTED || e == EAGAIN || e == EPROTO)
             continue;
-        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            if (nx_time_mono_us() - warned_us > 10 * 1000000) {
-                warned_us = nx_time_mono_us();
-                nx_log(NX_LOG_WARN, "cannot accept connections", NX_LS("detail", strerror(e)));
-            }
-            sleep_ms(10);
-            continue;
+        /* Out of descriptors or memory, or a network error the kernel
+         * passes on: never give up accepting, never spin. */
+        if (nx_time_mono_us() - warned_us > 10 * 1000000) {
+            warned_us = nx_time_mono_us();
+            nx_log(NX_LOG_WARN, "cannot accept connections", NX_LS("detail", strerror(e)));
         }
-        nx_log(NX_LOG_ERROR, "accept failed; no longer accepting", NX_LS("detail", strerror(e)));
-        break;
+        sleep_ms(10);
     }
     return NULL;
 }
