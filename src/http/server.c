@@ -184,7 +184,10 @@ int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
     if (listen_fd < 0)
         return err->code;
     /* MHD gets no listen socket: every connection comes from the acceptor
-     * through MHD_add_connection, which needs MHD_USE_ITC to wake the pool. */
+     * through MHD_add_connection, which needs MHD_USE_ITC to wake the pool.
+     * microhttpd.h calls this flag incompatible with a thread pool, but
+     * 0.9.75 runs the pool with it; the e2e test that a burst of clients
+     * spreads over the pool threads would notice if a version did not. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     atomic_store(&draining, false);
