@@ -7,9 +7,10 @@
  *      is only recorded here - queueing a response on the first call loses
  *      keep-alive - unless the client announced a body, which we then refuse
  *      at once instead of reading it.
- *   2. zero or more body chunks: appended under the 1 MiB ceiling; a
- *      chunked body passing it is cut off (connection closed) - MHD allows
- *      no response mid-body; a too-long Content-Length got 413 in step 1.
+ *   2. zero or more body chunks: appended under the 1 MiB ceiling; the
+ *      rest of a chunked body passing it is read and dropped (up to 8 MiB,
+ *      else the connection is closed), as MHD can answer only once the
+ *      request is complete; a too-long Content-Length got 413 in step 1.
  *   3. request complete: parse the JSON body, run the handler, queue.
  * A handler may offload slow work (nx_req_offload): the connection is
  * suspended, a helper thread runs the work and resumes it, and MHD calls
@@ -153,22 +154,28 @@ static enum MHD_Result dispatch(nx_http_conn_t *hc)
     return respond(hc);
 }
 
+/*
+ * A chunked body over NX_BODY_MAX is read on and dropped, up to this much,
+ * so that the client gets its 413 once it has sent everything: MHD refuses
+ * a response queued in the middle of a body. A client that sends more is
+ * cut off (the access log still records 413).
+ */
+#define NX_BODY_DROP_MAX (8 * (size_t)NX_BODY_MAX)
+
 static enum MHD_Result on_body(nx_http_conn_t *hc, const char *data, size_t *size)
 {
+    size_t n = *size;
+    *size = 0;
     if (!hc->err.code) {
         if (!hc->body_init) {
             nx_buf_init(&hc->body, hc->req.arena, NX_BODY_MAX);
             hc->body_init = true;
         }
-        nx_mw_body_append(&hc->body, data, *size, &hc->err);
+        if (nx_mw_body_append(&hc->body, data, n, &hc->err) == NX_OK)
+            return MHD_YES;
     }
-    *size = 0;
-    /* Past the limit: read no further. MHD cannot queue a response while a
-     * body is being received (only from the headers or once the request is
-     * complete), so the connection is closed; the access log records 413. A
-     * body announced with Content-Length was refused before reading, with a
-     * proper 413 problem (check_headers). */
-    return hc->err.code ? MHD_NO : MHD_YES;
+    hc->dropped += n;
+    return hc->err.code == NX_ETOOBIG && hc->dropped <= NX_BODY_DROP_MAX ? MHD_YES : MHD_NO;
 }
 
 enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -56,6 +56,7 @@ typedef struct nx_http_conn {
     nx_err_t err;            /* a pending error (code != 0) */
     nx_buf_t body;           /* body being received (bounded by NX_BODY_MAX) */
     bool body_init;
+    size_t dropped;          /* bytes read and dropped past NX_BODY_MAX */
     nx_work_cb work;         /* nx_req_offload */
     void *work_ud;
 } nx_http_conn_t;

@@ -168,33 +168,60 @@ def test_body_over_limit_refused_before_reading(server):
                 assert "413" in op["responses"], (method, path)
 
 
-def test_chunked_body_stops_at_limit(server):
-    """Without a Content-Length the server counts and cuts the connection once
-    1 MiB is passed, without waiting for the rest: libmicrohttpd cannot send a
-    response in the middle of a body, so this is a close (logged as 413)."""
-    rid = "chunked-over-limit"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"X-Request-ID: " + rid.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
-        chunk = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
-        try:
-            for _ in range(24):  # 1.5 MiB, never the terminating chunk
-                s.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        s.settimeout(5)
-        try:
-            got = s.recv(65536)
-        except ConnectionResetError:
-            got = b""
-    assert got == b"" or parse_raw(got).status == 413
+def _chunked_over_limit(server, rid, mib, finish):
+    """Sends a chunked body of mib MiB (ending it when finish) and returns
+    what came back, b"" when the server closed the connection."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-Request-ID: " + rid.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
+    try:
+        for _ in range(16 * mib):
+            s.sendall(chunk)
+        if finish:
+            s.sendall(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    s.settimeout(5)
+    try:
+        return s, read_response(s)
+    except (ConnectionResetError, ConnectionError):
+        return s, b""
+
+
+def _access_line(server, rid):
     deadline = time.time() + 5
     while time.time() < deadline:
         line = [l for l in server.log_lines() if l.get("request_id") == rid and l.get("msg") == "request"]
         if line:
-            break
+            return line[0]
         time.sleep(0.05)
-    assert line and line[0]["status"] == 413, server.log()[-2000:]
+    raise AssertionError(server.log()[-2000:])
+
+
+def test_chunked_body_over_limit_is_413_once_sent(server):
+    """Without a Content-Length the server counts: past 1 MiB it keeps
+    nothing more, reads the rest, and answers 413 once the request is
+    complete (libmicrohttpd cannot answer in the middle of a body). The
+    connection stays usable."""
+    s, got = _chunked_over_limit(server, "chunked-over-limit", 2, finish=True)
+    with s:
+        assert got, "the connection was closed instead of answered"
+        p = assert_problem(parse_raw(got), 413, "payload-too-large")
+        assert p["request_id"] == "chunked-over-limit"
+        assert "1048576 bytes" in p["detail"]
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert parse_raw(read_response(s)).status == 200
+    assert _access_line(server, "chunked-over-limit")["status"] == 413
+
+
+def test_chunked_body_far_over_limit_is_cut_off(server):
+    """A chunked body that goes on past 8 MiB is not read to its end: the
+    connection is closed (logged as 413) and the server serves on."""
+    s, got = _chunked_over_limit(server, "chunked-far-over", 12, finish=False)
+    s.close()
+    assert got == b""
+    assert _access_line(server, "chunked-far-over")["status"] == 413
     assert server.get("/health").status == 200
 
 

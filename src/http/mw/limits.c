@@ -5,7 +5,7 @@
  * application/json (parameters allowed; a charset other than utf-8 is
  * refused) else 415; a body is read no further than NX_BODY_MAX (1 MiB):
  * a larger Content-Length gets 413 before any of it is read, a chunked body
- * is cut off (connection closed) once it passes the limit; an empty body, malformed
+ * passing the limit gets it once sent (conn.c); an empty body, malformed
  * JSON, a duplicated key (JSON_REJECT_DUPLICATES: {"a":1,"a":2} is ambiguous,
  * and parsers disagree which one wins) or a value that is not an object is a
  * 400. The parsed value is released with the request arena.
