@@ -55,24 +55,28 @@ int nx_api_organisation_get(nx_req_t *req, nx_err_t *err)
     return nx_resp_json(req, 200, body, strlen(body));
 }
 
-/* Checks the PATCH body; fills name / auto_join ("true"/"false") or NULL. */
-static int parse_patch(json_t *body, const char **name, const char **auto_join, nx_err_t *err)
+/* Checks the PATCH body; fills name (trimmed) / auto_join ("true"/"false")
+ * or NULL. */
+static int parse_patch(nx_req_t *req, const char **name, const char **auto_join, nx_err_t *err)
 {
     *name = *auto_join = NULL;
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v) {
+    json_object_foreach(req->json, key, v) {
         if (strcmp(key, "name") == 0) {
             const char *s = json_string_value(v);
-            size_t chars = s ? nx_utf8_len(s, strlen(s)) : 0;
+            size_t len = 0;
+            if (s)
+                s = nx_trim_blanks(s, &len);
+            size_t chars = s ? nx_utf8_len(s, len) : 0;
             if (!s)
                 nx_err_field(err, "name", "must be a string");
-            else if (chars < 1 || chars > 255 || strspn(s, " \t\r\n") == strlen(s))
+            else if (chars < 1 || chars > 255)
                 nx_err_field(err, "name", "must be 1 to 255 characters, not all blank");
-            else if (strlen(s) > 1020)
+            else if (len > 1020)
                 nx_err_field(err, "name", "is too long");
-            else
-                *name = s;
+            else if (!(*name = nx_arena_strndup(req->arena, s, len)))
+                return nx_err_set(err, NX_ENOMEM, NULL);
         } else if (strcmp(key, "auto_join") == 0) {
             if (!json_is_boolean(v))
                 nx_err_field(err, "auto_join", "must be true or false");
@@ -90,7 +94,7 @@ int nx_api_organisation_patch(nx_req_t *req, nx_err_t *err)
     if (!json_is_object(req->json))
         return nx_err_set(err, NX_EINVAL, "The body must be a JSON object.");
     const char *name, *auto_join;
-    int rc = parse_patch(req->json, &name, &auto_join, err);
+    int rc = parse_patch(req, &name, &auto_join, err);
     if (rc != NX_OK)
         return rc;
     const char *params[] = {req->auth.org_id, name, auto_join};

@@ -97,7 +97,7 @@ static int with_owner(nx_settings_t *s, const char *name, const char *domain, bo
 
 static int cmd_create(int argc, char **argv, nx_settings_t *s)
 {
-    const char *name = NULL;
+    char *name = NULL;
     char *domain = NULL;
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i];
@@ -112,9 +112,11 @@ static int cmd_create(int argc, char **argv, nx_settings_t *s)
     }
     if (!name)
         return nx_cli_usage(USAGE_CREATE, "--name is required");
-    size_t n = strlen(name);
+    size_t n;
+    name = (char *)nx_trim_blanks(name, &n); /* argv is ours to change */
+    name[n] = '\0';
     if (n == 0 || !nx_utf8_valid(name, n) || nx_utf8_len(name, n) > 255)
-        return nx_cli_usage(USAGE_CREATE, "--name must be 1 to 255 characters of UTF-8");
+        return nx_cli_usage(USAGE_CREATE, "--name must be 1 to 255 characters of UTF-8, not all blank");
     if (domain && !domain_ok(domain))
         return nx_cli_usage(USAGE_CREATE, "invalid domain \"%s\"", domain);
     return with_owner(s, name, domain, true);

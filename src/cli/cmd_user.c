@@ -92,9 +92,12 @@ static int parse(int argc, char **argv, bool add, struct opts *o)
     if (add && strcmp(o->role, "admin") != 0 && strcmp(o->role, "member") != 0)
         return nx_cli_usage(use, "--role must be \"admin\" or \"member\", not \"%s\"", o->role);
     if (o->name) {
-        size_t n = strlen(o->name);
-        if (n == 0 || !nx_utf8_valid(o->name, n) || nx_utf8_len(o->name, n) > 255)
-            return nx_cli_usage(use, "--name must be 1 to 255 characters of UTF-8");
+        size_t n;
+        char *name = (char *)nx_trim_blanks(o->name, &n); /* argv is ours to change */
+        name[n] = '\0';
+        o->name = name;
+        if (n == 0 || !nx_utf8_valid(name, n) || nx_utf8_len(name, n) > 255)
+            return nx_cli_usage(use, "--name must be 1 to 255 characters of UTF-8, not all blank");
     }
     return NX_EXIT_OK;
 }

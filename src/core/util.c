@@ -27,6 +27,17 @@ int nx_random_bytes(void *buf, size_t n)
     return NX_OK;
 }
 
+const char *nx_trim_blanks(const char *s, size_t *len)
+{
+    static const char blanks[] = " \t\r\n";
+    s += strspn(s, blanks);
+    size_t n = strlen(s);
+    while (n > 0 && strchr(blanks, s[n - 1]))
+        n--;
+    *len = n;
+    return s;
+}
+
 void nx_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

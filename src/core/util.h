@@ -29,6 +29,10 @@ size_t nx_utf8_valid_prefix(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t nx_utf8_len(const char *s, size_t n);
 
+/* s without its leading and trailing blanks (space, tab, CR, LF): returns
+ * where it starts and stores its length in *len. Names are stored trimmed. */
+const char *nx_trim_blanks(const char *s, size_t *len);
+
 /* Parses a whole decimal integer in [min, max]. NX_OK or NX_EINVAL. */
 int nx_parse_int(const char *s, long long min, long long max, long long *out);
 

@@ -245,6 +245,12 @@ def test_organisation_patch_ok(server, world):
     assert o["auto_join"] is False and o["name"].startswith("Ünïcode")
     assert set(o) == {"id", "name", "domain", "auto_join", "created_at", "updated_at"}
     assert o["updated_at"].endswith("Z")
+    # surrounding blanks are not part of a name; 255 characters between them fit
+    r = call(server, "admin", "PATCH", "/api/v1/organisation", world,
+             {"name": " \t Acme Ltd\r\n "})
+    assert r.status == 200 and r.json()["name"] == "Acme Ltd", r.body
+    r = call(server, "admin", "PATCH", "/api/v1/organisation", world, {"name": "  " + "n" * 255 + "  "})
+    assert r.status == 200 and r.json()["name"] == "n" * 255, r.body
 
 
 def test_user_patch_validation(server, world):

@@ -32,11 +32,12 @@ def runtime_error(r, text):
 def test_org_create_and_list(db):
     org = ok(db.cli("org", "create", "--name", "Acme Ltd", "--domain", "Acme.COM"))
     assert UUID.match(org)
-    plain = ok(db.cli("org", "create", "--name", "Zürich GmbH"))
+    plain = ok(db.cli("org", "create", "--name", "  Zürich GmbH\t"))  # stored trimmed
     assert UUID.match(plain)
     assert db.sql(f"SELECT name, domain, auto_join FROM organisations WHERE id = '{org}'") == \
         "Acme Ltd|acme.com|t"
-    assert db.sql(f"SELECT domain IS NULL FROM organisations WHERE id = '{plain}'") == "t"
+    assert db.sql(f"SELECT name, domain IS NULL FROM organisations WHERE id = '{plain}'") == \
+        "Zürich GmbH|t"
     # the credits row comes with the organisation
     assert db.sql(f"SELECT balance FROM org_credits WHERE organisation_id = '{org}'") == "0"
     out = ok(db.cli("org", "list")).splitlines()
@@ -60,6 +61,7 @@ def test_org_duplicate_domain_is_a_conflict(db):
     (("create",), "--name is required"),
     (("create", "--name"), "--name needs a value"),
     (("create", "--name", ""), "--name must be"),
+    (("create", "--name", " \t "), "not all blank"),
     (("create", "--name", "x" * 256), "--name must be"),
     (("create", "--name", "A", "--domain", "not a domain"), 'invalid domain "not a domain"'),
     (("create", "--name", "A", "--domain", "nodot"), "invalid domain"),
@@ -74,7 +76,7 @@ def test_user_add_and_list(db):
     org = ok(db.cli("org", "create", "--name", "Acme", "--domain", "acme.test"))
     ok(db.cli("org", "create", "--name", "Other", "--domain", "other.test"))
     alice = ok(db.cli("user", "add", "Alice@Acme.test", "--org", "acme.test", "--role", "admin",
-                      "--name", "Alice Å"))
+                      "--name", " Alice Å "))
     assert UUID.match(alice)
     bob = ok(db.cli("user", "add", "bob@acme.test", "--org", org, "--role", "member"))
     # the same address may exist in another organisation

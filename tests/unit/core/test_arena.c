@@ -115,6 +115,22 @@ static void test_utf8_and_uuid(void **state)
     assert_int_equal(nx_parse_int("101", 0, 100, &n), NX_EINVAL);
 }
 
+static void test_trim_blanks(void **state)
+{
+    (void)state;
+    size_t n;
+    const char *s = nx_trim_blanks(" \t Acme Ltd \r\n", &n);
+    assert_int_equal(n, 8);
+    assert_memory_equal(s, "Acme Ltd", 8);
+    s = nx_trim_blanks("Acme", &n);
+    assert_int_equal(n, 4);
+    assert_memory_equal(s, "Acme", 4);
+    nx_trim_blanks(" \t\r\n ", &n);
+    assert_int_equal(n, 0);
+    nx_trim_blanks("", &n);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_buf_ceiling),
         cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_utf8_and_uuid),
+        cmocka_unit_test(test_trim_blanks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
