@@ -31,6 +31,9 @@ int cmd_config(int argc, char **argv, nx_settings_t *s);
 /* Prints "nexusapi: <message>" and the usage line to stderr; returns 2. */
 int nx_cli_usage(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A --name value without its surrounding blanks (argv is changed in place),
+ * or NULL when that leaves it empty, not UTF-8, or over 255 characters. */
+char *nx_cli_name(char *arg);
 /* Prints "nexusapi: <message>" to stderr; returns 1. */
 int nx_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "nexusapi: <err detail>" (and log detail when DEBUG); returns 1,

@@ -112,10 +112,7 @@ static int cmd_create(int argc, char **argv, nx_settings_t *s)
     }
     if (!name)
         return nx_cli_usage(USAGE_CREATE, "--name is required");
-    size_t n;
-    name = (char *)nx_trim_blanks(name, &n); /* argv is ours to change */
-    name[n] = '\0';
-    if (n == 0 || !nx_utf8_valid(name, n) || nx_utf8_len(name, n) > 255)
+    if (!(name = nx_cli_name(name)))
         return nx_cli_usage(USAGE_CREATE, "--name must be 1 to 255 characters of UTF-8, not all blank");
     if (domain && !domain_ok(domain))
         return nx_cli_usage(USAGE_CREATE, "invalid domain \"%s\"", domain);

@@ -91,14 +91,8 @@ static int parse(int argc, char **argv, bool add, struct opts *o)
         return nx_cli_usage(use, "--role is required");
     if (add && strcmp(o->role, "admin") != 0 && strcmp(o->role, "member") != 0)
         return nx_cli_usage(use, "--role must be \"admin\" or \"member\", not \"%s\"", o->role);
-    if (o->name) {
-        size_t n;
-        char *name = (char *)nx_trim_blanks(o->name, &n); /* argv is ours to change */
-        name[n] = '\0';
-        o->name = name;
-        if (n == 0 || !nx_utf8_valid(name, n) || nx_utf8_len(name, n) > 255)
-            return nx_cli_usage(use, "--name must be 1 to 255 characters of UTF-8, not all blank");
-    }
+    if (o->name && !(o->name = nx_cli_name((char *)o->name))) /* into argv */
+        return nx_cli_usage(use, "--name must be 1 to 255 characters of UTF-8, not all blank");
     return NX_EXIT_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "config/settings.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -54,6 +55,14 @@ int nx_cli_usage(const char *use, const char *fmt, ...)
     if (use)
         fprintf(stderr, "usage: %s\n", use);
     return NX_EXIT_USAGE;
+}
+
+char *nx_cli_name(char *arg)
+{
+    size_t n;
+    char *name = (char *)nx_trim_blanks(arg, &n);
+    name[n] = '\0';
+    return n > 0 && nx_utf8_valid(name, n) && nx_utf8_len(name, n) <= 255 ? name : NULL;
 }
 
 int nx_cli_fail(const char *fmt, ...)
