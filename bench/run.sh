@@ -9,7 +9,8 @@
 # Environment: BENCH_QUICK=1 (a few seconds per scenario, 1 round, 2,000 Q1
 # jobs), BENCH_DURATION, BENCH_RUNS, BENCH_Q1_JOBS, BENCH_NOTE (history label),
 # BENCH_KEEP=1 (keep the temp dir), BENCH_ONLY=S2,M1 (a subset; quick runs only
-# write build/bench), BENCH_PROFILE=S1 (perf record an extra run), NEXUS_BIN;
+# write build/bench), BENCH_PROFILE=S1 (perf record an extra run),
+# BENCH_CONNECTIONS=16 (wrk connections instead of 64; build/bench only), NEXUS_BIN;
 # server settings such as HTTP_THREADS pass through to `nexusapi serve`.
 set -euo pipefail
 

@@ -50,7 +50,7 @@ Q1_JOBS = int(os.environ.get("BENCH_Q1_JOBS", "2000" if QUICK else "20000"))
 Q1_TIMEOUT = 60 if QUICK else 240
 Q1_CONCURRENCY = int(os.environ.get("BENCH_Q1_CONCURRENCY", "4"))  # issue 6: 4
 M1_CONNS = int(os.environ.get("BENCH_M1_CONNS", "1000"))
-CONNS = 64
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))  # issue 6: 64; others: build/bench only
 BOUND_CLIENTS = [64, 16]  # + HTTP_THREADS (the server's connections), added at start
 WRK_THREADS = 2
 ORGS, USERS, CREDITS = 100, 100, 1_000_000_000
@@ -920,8 +920,9 @@ class Bench:
                 else:
                     shutil.rmtree(self.tmp, ignore_errors=True)
         import report
+        self.res["connections"] = CONNS
         self.res["only"] = ONLY
-        report.write(self.res, ROOT, QUICK or bool(ONLY), TARGETS)
+        report.write(self.res, ROOT, QUICK or bool(ONLY) or CONNS != 64, TARGETS)
 
 
 def fsync_rate(d, seconds=1.0):
