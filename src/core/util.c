@@ -153,6 +153,28 @@ size_t nx_utf8_len(const char *str, size_t n)
     return count;
 }
 
+size_t nx_utf8_cut(const char *str, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = max;
+    /* back off over continuation bytes to the start of the cut character */
+    while (i > 0 && (s[i] & 0xc0) == 0x80)
+        i--;
+    return i;
+}
+
+size_t nx_utf8_copy(char *out, size_t size, const char *s)
+{
+    if (size == 0)
+        return 0;
+    size_t n = nx_utf8_cut(s, strlen(s), size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return n;
+}
+
 uint64_t nx_hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;

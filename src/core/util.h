@@ -28,6 +28,12 @@ bool nx_utf8_valid(const char *s, size_t n);
 size_t nx_utf8_valid_prefix(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t nx_utf8_len(const char *s, size_t n);
+/* The longest length <= max at which s[0..n) can be cut without splitting a
+ * character (a lead byte and its continuation bytes stay together). */
+size_t nx_utf8_cut(const char *s, size_t n, size_t max);
+/* Copies at most size - 1 bytes of s into out, cut on a character boundary,
+ * NUL-terminated; returns the bytes copied. */
+size_t nx_utf8_copy(char *out, size_t size, const char *s);
 
 /* s without its leading and trailing blanks (space, tab, CR, LF): returns
  * where it starts and stores its length in *len. Names are stored trimmed. */

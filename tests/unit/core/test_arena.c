@@ -131,6 +131,29 @@ static void test_trim_blanks(void **state)
     assert_int_equal(n, 0);
 }
 
+/* Every cut of every prefix of a mixed-width text lands on a boundary. */
+static void test_utf8_cut(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+    size_t n = strlen(s);
+    for (size_t max = 0; max <= n + 2; max++) {
+        size_t cut = nx_utf8_cut(s, n, max);
+        assert_true(cut <= max && cut <= n);
+        assert_true(nx_utf8_valid(s, cut));
+        /* the longest such cut: one more character would pass max */
+        size_t next = cut < n ? cut + 1 : n;
+        while (next < n && ((unsigned char)s[next] & 0xc0) == 0x80)
+            next++;
+        assert_true(cut == n || next > max);
+    }
+    char out[5];
+    assert_int_equal(nx_utf8_copy(out, sizeof(out), s), 3); /* "a" + "é", not half of "€" */
+    assert_string_equal(out, "a\xc3\xa9");
+    assert_int_equal(nx_utf8_copy(out, 1, s), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_utf8_and_uuid),
         cmocka_unit_test(test_trim_blanks),
+        cmocka_unit_test(test_utf8_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
