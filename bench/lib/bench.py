@@ -521,9 +521,8 @@ class Bench:
         self.mint_tokens()
         self.pgbench_vars = {"need_member": "member", "job_summarise": "summarise",
                              "text": self.text, "null_param": "-", "page_limit": "21",
-                             "cost_summarise": source_define("src/jobs/jobs.h",
-                                                             "NX_JOB_COST_SUMMARISE", "10"),
-                             "max_attempts": "3"}
+                             "cost_summarise": job_cost("summarise", "10"),
+                             "max_attempts": "3", "no_metadata": "{}", "api_v1": "1"}
 
     def write_body(self):
         words = ("The quarterly report shows steady growth in every region. Customers praised "
@@ -942,10 +941,11 @@ def fsync_rate(d, seconds=1.0):
         os.unlink(path)
 
 
-def source_define(rel, name, default):
+def job_cost(name, default):
+    """A job type's cost, from the job registry (src/jobs/registry.c)."""
     try:
-        with open(os.path.join(ROOT, rel)) as f:
-            m = re.search(rf"#define\s+{name}\s+(\d+)", f.read())
+        with open(os.path.join(ROOT, "src", "jobs", "registry.c")) as f:
+            m = re.search(rf'\.name = "{name}",\s*\.cost = (\d+)', f.read())
             return m.group(1) if m else default
     except OSError:
         return default

@@ -1,9 +1,11 @@
 /*
- * api.h - helpers shared by the API handlers.
+ * api.h - the API's pipeline stages (tenant.c, versions.c) and the helpers
+ * shared by its handlers.
  *
- * Every authenticated handler touches the database through exactly one
- * tenant transaction from nx_api_tx: it carries the caller's organisation
- * and the user/role check, so the check costs no extra round trip.
+ * Every authenticated handler touches the database through the request's
+ * tenant transaction (req->tx, opened by the tenant stage): it carries the
+ * caller's organisation and the user/role check, so the check costs no
+ * extra round trip. Handlers add their statements and run it.
  */
 #ifndef NX_API_API_H
 #define NX_API_API_H
@@ -14,14 +16,37 @@
 #define NX_PAGE_DEFAULT 20
 #define NX_PAGE_MAX 100
 
-/* The request's tenant transaction: the caller's organisation, and the
- * user check at the route's level (admin routes need the admin role now,
- * not just in the token). NULL with err set on failure. */
-nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);
+/* The request pipeline (api/pipeline.c): every stage, in order. */
+extern const nx_stage_t nx_api_pipeline[];
+extern const size_t nx_api_pipeline_count;
 
-/* The caller check alone: a tenant transaction with no statement of its own
- * (the server's check_caller option). */
-int nx_api_check_caller(nx_req_t *req, nx_err_t *err);
+/* ---- stages (tenant.c, versions.c) ----------------------------------------- */
+
+/* REQUEST: opens req->tx for routes that run in a tenant (no I/O). */
+int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err);
+/* RESPONSE: on a refusal for what an authenticated caller sent (400, 404,
+ * 413, 415, 422) before the user check ran, runs the check alone so that a
+ * 401 or 403 replaces it. */
+int nx_api_stage_caller(nx_req_t *req, nx_err_t *err);
+/* RESPONSE: Deprecation, Sunset and Link on v1 answers when configured. */
+int nx_api_stage_versions(nx_req_t *req, nx_err_t *err);
+
+/* ---- the tenant transaction (tenant.c) -------------------------------------- */
+
+/* The request's tenant transaction; NULL with NX_EINTERNAL set when the
+ * route runs in no tenant (a bug in the route table). */
+nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);
+/* Runs one statement in the request's tenant transaction; *out is its
+ * result (arena). NX_EUNAUTHORIZED/NX_EFORBIDDEN from the user check, or
+ * the statement's mapped error. */
+int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
+                  nx_res_t **out, nx_err_t *err);
+/* Runs one statement that yields one JSON row and sends it with 200; no row
+ * is the error missing with detail (e.g. NX_ENOTFOUND, "No such user."). */
+int nx_api_send_row(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
+                    int missing, const char *detail, nx_err_t *err);
+
+/* ---- lists and ids (common.c) --------------------------------------------- */
 
 /* A page request: ?limit= (1-100, default 20) and ?cursor= (opaque). */
 typedef struct nx_page {
@@ -35,21 +60,16 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err);
 /* Renders a cursor for the row at (epoch microseconds, id); arena string. */
 const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id);
 
-/* Runs one statement in the request's tenant transaction; *out is its
- * result (arena). NX_EUNAUTHORIZED/NX_EFORBIDDEN from the user check, or
- * the statement's mapped error. */
-int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                  nx_res_t **out, nx_err_t *err);
-
 /* Sends {"items": [...], "next_cursor": ...} with status 200 from rows of
  * (item json, created_at epoch microseconds, id) fetched with LIMIT
  * page->limit + 1: the extra row only says that another page exists. */
 int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err);
 
 /* A list route: parses ?limit and ?cursor, runs st with $1 the caller's
- * organisation, $2/$3 the cursor position, $4 limit + 1 and $5 extra (when
- * st takes it), and sends the page. */
-int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t *err);
+ * organisation, $2/$3 the cursor position, $4 limit + 1 and then the
+ * extra parameters (nextra of them), and sends the page. */
+int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
+                nx_err_t *err);
 
 /* A read of one resource: runs st with $1 the caller's organisation and $2
  * the {id} path parameter, and sends its one JSON row, or a 404 with

@@ -91,7 +91,7 @@ int nx_api_auth_login(nx_req_t *req, nx_err_t *err)
 static int sign_in(nx_req_t *req, const nx_google_id_t *id, const struct flow *f,
                    bool browser, nx_err_t *err)
 {
-    nx_db_t *db = nx_req_db(req, err);
+    nx_db_t *db = nx_db_thread(err);
     if (!db)
         return err->code;
     char credits[24];
@@ -178,7 +178,7 @@ static int check_state(nx_req_t *req, struct flow *f, const char *state, nx_err_
     if (!nx_login_state_match(&f->ls, state))
         return nx_err_set(err, NX_EUNAUTHORIZED,
                           "The sign-in state does not match this browser's sign-in attempt.");
-    nx_db_t *db = nx_req_db(req, err);
+    nx_db_t *db = nx_db_thread(err);
     if (!db)
         return err->code;
     char exp[24];

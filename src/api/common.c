@@ -1,6 +1,5 @@
 /*
- * common.c - tenant transaction, pagination and parameter helpers for the
- * API handlers.
+ * common.c - pagination and parameter helpers for the API handlers.
  *
  * Cursors are "<epoch microseconds>_<uuid>": the (created_at, id) position
  * of the last row served. Clients treat them as opaque.
@@ -15,46 +14,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err)
-{
-    nx_db_t *db = nx_req_db(req, err);
-    if (!db)
-        return NULL;
-    int need = NX_TX_NONE;
-    if (req->route_entry && (req->route_entry->flags & NX_ROUTE_ADMIN))
-        need = NX_TX_ADMIN;
-    else if (req->auth.user_id[0])
-        need = NX_TX_MEMBER;
-    nx_tx_t *tx = nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id[0] ? req->auth.user_id : NULL, need);
-    if (!tx)
-        nx_err_set(err, NX_ENOMEM, NULL);
-    return tx;
-}
-
-int nx_api_check_caller(nx_req_t *req, nx_err_t *err)
-{
-    nx_tx_t *tx = nx_api_tx(req, err);
-    if (!tx)
-        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
-    return nx_tx_run(tx, err);
-}
-
-int nx_api_tx_one(nx_req_t *req, const nx_stmt_t *st, const char *const *params,
-                  nx_res_t **out, nx_err_t *err)
-{
-    nx_tx_t *tx = nx_api_tx(req, err);
-    if (!tx)
-        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
-    int idx = nx_tx_add(tx, st, params);
-    if (idx < 0)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    int rc = nx_tx_run(tx, err);
-    if (rc != NX_OK)
-        return rc;
-    *out = nx_tx_res(tx, idx);
-    return NX_OK;
-}
 
 /* A page of 100 items of a few KB each stays far below this. */
 #define PAGE_BODY_MAX (4 * 1024 * 1024)
@@ -139,7 +98,8 @@ const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id)
     return nx_arena_sprintf(req->arena, "%s_%s_%s", list_tag(req), epoch_us, id);
 }
 
-int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t *err)
+int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
+                nx_err_t *err)
 {
     nx_page_t page;
     int rc = nx_api_page_parse(req, &page, err);
@@ -147,7 +107,10 @@ int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t 
         return rc;
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", page.limit + 1);
-    const char *params[] = {req->auth.org_id, page.after_us, page.after_id, lim, extra};
+    const char *params[8] = {req->auth.org_id, page.after_us, page.after_id, lim};
+    NX_ASSERT(nextra >= 0 && nextra <= 4);
+    for (int i = 0; i < nextra; i++)
+        params[4 + i] = extra[i];
     nx_res_t *r;
     if ((rc = nx_api_tx_one(req, st, params, &r, err)) != NX_OK)
         return rc;
@@ -161,12 +124,7 @@ int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx
     if (rc != NX_OK)
         return rc;
     const char *params[] = {req->auth.org_id, id};
-    nx_res_t *r;
-    if ((rc = nx_api_tx_one(req, st, params, &r, err)) != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1)
-        return nx_err_set(err, NX_ENOTFOUND, "%s", missing);
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    return nx_api_send_row(req, st, params, NX_ENOTFOUND, missing, err);
 }
 
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err)

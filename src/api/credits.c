@@ -66,18 +66,12 @@ static const nx_stmt_t st_usage = {
 int nx_api_credits_get(nx_req_t *req, nx_err_t *err)
 {
     const char *params[] = {req->auth.org_id};
-    nx_res_t *r;
-    int rc = nx_api_tx_one(req, &st_credits, params, &r, err);
-    if (rc != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1)
-        return nx_err_set(err, NX_EINTERNAL, NULL);
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    return nx_api_send_row(req, &st_credits, params, NX_EINTERNAL, "", err);
 }
 
 int nx_api_credits_transactions_list(nx_req_t *req, nx_err_t *err)
 {
-    return nx_api_list(req, &st_transactions, NULL, err);
+    return nx_api_list(req, &st_transactions, NULL, 0, err);
 }
 
 int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)
@@ -91,11 +85,5 @@ int nx_api_credits_usage_get(nx_req_t *req, nx_err_t *err)
     char d[16];
     snprintf(d, sizeof(d), "%lld", days);
     const char *params[] = {req->auth.org_id, d};
-    nx_res_t *r;
-    int rc = nx_api_tx_one(req, &st_usage, params, &r, err);
-    if (rc != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1)
-        return nx_err_set(err, NX_EINTERNAL, NULL);
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    return nx_api_send_row(req, &st_usage, params, NX_EINTERNAL, "", err);
 }

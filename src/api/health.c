@@ -37,7 +37,7 @@ int nx_api_health_get(nx_req_t *req, nx_err_t *err)
     bool ok = atomic_load_explicit(&ok_until_us, memory_order_relaxed) > now;
     if (!ok) {
         nx_res_t *res = NULL;
-        nx_db_t *db = nx_req_db(req, &dberr);
+        nx_db_t *db = nx_db_thread(&dberr);
         ok = db && nx_db_exec(db, req->arena, &health_ping, NULL, &res, &dberr) == NX_OK &&
              nx_res_rows(res) == 1;
         atomic_store_explicit(&ok_until_us, ok ? now + HEALTH_OK_TTL_US : 0,

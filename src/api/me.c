@@ -19,11 +19,7 @@ static const nx_stmt_t st_me = {
 int nx_api_me_get(nx_req_t *req, nx_err_t *err)
 {
     const char *params[] = {req->auth.org_id, req->auth.user_id};
-    nx_res_t *r;
-    int rc = nx_api_tx_one(req, &st_me, params, &r, err);
-    if (rc != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1) /* the user check passed, so this is a race with a delete */
-        return nx_err_set(err, NX_EUNAUTHORIZED, "The user is no longer a member of this organisation.");
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    /* no row although the user check passed: a race with a delete */
+    return nx_api_send_row(req, &st_me, params, NX_EUNAUTHORIZED,
+                           "The user is no longer a member of this organisation.", err);
 }

@@ -2,7 +2,14 @@
  * openapi.c - the API's own description and its browser UI.
  *
  * GET /openapi.json serves src/api/openapi.json as compiled into the binary
- * (core/embed.h), so the document always matches the build. GET /docs is a
+ * (core/embed.h), so the document always matches the build, completed once
+ * at first use from the program's own tables: every shared resource of the
+ * route table's /api/v2 group gets the v2 copy of its v1 operation (written
+ * once, in v1), the job types and their costs come from the job registry
+ * (${costs}, ${cost.<type>}, the JobType enum, one output schema per type),
+ * and v1's operations are marked deprecated when API_V1_DEPRECATED_AT is
+ * set. /openapi/v1.json and /openapi/v2.json hold one version each, and
+ * /docs offers the two in Swagger UI's version picker. GET /docs is a
  * small Swagger UI page whose scripts and styles come from /docs/{asset}:
  * swagger-ui-dist files embedded at build time (pinned by web/package-lock
  * .json), plus the page's start-up script. Nothing is fetched from the
@@ -11,9 +18,15 @@
  */
 #include "core/nx.h"
 #include "api/routes.h"
+#include "config/settings.h"
+#include "core/buf.h"
 #include "core/embed.h"
 #include "core/err.h"
+#include "jobs/jobs.h"
 
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ASSET_CACHE "public, max-age=86400"
@@ -44,7 +57,8 @@ static const char docs_html[] =
 static const char docs_js[] =
     "window.addEventListener('load', function () {\n"
     "  window.ui = SwaggerUIBundle({\n"
-    "    url: '/openapi.json',\n"
+    "    urls: [{url: '/openapi/v2.json', name: 'v2'}, {url: '/openapi/v1.json', name: 'v1'}],\n"
+    "    'urls.primaryName': 'v2',\n"
     "    dom_id: '#swagger-ui',\n"
     "    deepLinking: true,\n"
     "    validatorUrl: null,\n"
@@ -85,9 +99,212 @@ static int send_embedded(nx_req_t *req, const char *name, const char *type,
     return NX_OK;
 }
 
-int nx_api_openapi_get(nx_req_t *req, nx_err_t *err)
+/* ---- the served document ------------------------------------------------- */
+
+#define DOC_MAX (16 * 1024 * 1024)
+
+/* The v2 copy of a shared resource's v1 operation: same description,
+ * its own operationId. */
+static void mount_v2(json_t *paths, const nx_route_group_t *g)
 {
-    return send_embedded(req, "openapi.json", "application/json", "no-cache", err);
+    for (size_t i = 0; i < g->nroutes; i++) {
+        const nx_route_t *r = &g->routes[i];
+        char v2[128], v1[128], method[16];
+        size_t k = 0;
+        for (; r->method[k] && k + 1 < sizeof(method); k++)
+            method[k] = (char)(r->method[k] | 0x20);
+        method[k] = '\0';
+        snprintf(v2, sizeof(v2), "%s%s", g->prefix, r->pattern);
+        snprintf(v1, sizeof(v1), "/api/v1%s", r->pattern);
+        json_t *item = json_object_get(paths, v2);
+        json_t *src = json_object_get(json_object_get(paths, v1), method);
+        if (json_object_get(item, method) || !src)
+            continue; /* documented as a v2 operation of its own, or not at all */
+        if (!item) {
+            item = json_object();
+            json_object_set_new(paths, v2, item);
+        }
+        json_t *op = json_deep_copy(src);
+        const char *id = json_string_value(json_object_get(op, "operationId"));
+        if (id) {
+            char id2[128];
+            snprintf(id2, sizeof(id2), "%sV2", id);
+            json_object_set_new(op, "operationId", json_string(id2));
+        }
+        json_object_set_new(item, method, op);
+    }
+}
+
+/* "10 for summarise, 25 for analyse" */
+static void costs_text(char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; nx_job_type_at(i); i++) {
+        size_t n = strlen(out);
+        snprintf(out + n, size - n, "%s%d for %s", i ? ", " : "", nx_job_type_at(i)->cost,
+                 nx_job_type_at(i)->name);
+    }
+}
+
+/* Replaces ${costs} and ${cost.<type>} in every string of v. */
+static void fill_text(json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *item;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, item) fill_text(item);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) fill_text(item);
+    } else if (json_is_string(v) && strstr(json_string_value(v), "${")) {
+        char out[4096], costs[256];
+        const char *p = json_string_value(v);
+        size_t n = 0;
+        costs_text(costs, sizeof(costs));
+        while (*p && n + 1 < sizeof(out)) {
+            const nx_job_type_t *t = NULL;
+            char name[64];
+            if (strncmp(p, "${costs}", 8) == 0) {
+                n += (size_t)snprintf(out + n, sizeof(out) - n, "%s", costs);
+                p += 8;
+            } else if (sscanf(p, "${cost.%63[a-z_]}", name) == 1 &&
+                       (t = nx_job_type_find(name)) != NULL) {
+                n += (size_t)snprintf(out + n, sizeof(out) - n, "%d", t->cost);
+                p = strchr(p, '}') + 1;
+            } else {
+                out[n++] = *p++;
+            }
+            if (n >= sizeof(out))
+                n = sizeof(out) - 1;
+        }
+        out[n] = '\0';
+        json_string_set(v, out);
+    }
+}
+
+/* The job types from the registry: the JobType enum, and one output schema
+ * per type for the Job's output and the v2 Job's result. */
+static void fill_job_types(json_t *doc)
+{
+    json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    json_t *types = json_array();
+    json_t *outputs[] = {
+        json_object_get(json_object_get(json_object_get(json_object_get(schemas, "Job"),
+                                                        "properties"), "output"), "oneOf"),
+        json_object_get(json_object_get(json_object_get(json_object_get(schemas, "JobV2"),
+                                                        "properties"), "result"), "oneOf"),
+    };
+    for (size_t i = 0; nx_job_type_at(i); i++) {
+        const nx_job_type_t *t = nx_job_type_at(i);
+        json_array_append_new(types, json_string(t->name));
+        char ref[128];
+        snprintf(ref, sizeof(ref), "#/components/schemas/%s", t->output_schema);
+        for (size_t k = 0; k < NX_ARRAY_LEN(outputs); k++)
+            if (json_is_array(outputs[k]))
+                json_array_append_new(outputs[k], json_pack("{s:s}", "$ref", ref));
+    }
+    json_object_set_new(json_object_get(schemas, "JobType"), "enum", types);
+    fill_text(doc);
+}
+
+/* v1's operations are deprecated once API_V1_DEPRECATED_AT is set. */
+static void mark_v1(json_t *paths)
+{
+    if (!nx_cfg || !nx_cfg->api_v1_deprecated_at)
+        return;
+    const char *path, *method;
+    json_t *item, *op;
+    json_object_foreach(paths, path, item) {
+        if (strncmp(path, "/api/v1/", 8) != 0)
+            continue;
+        json_object_foreach(item, method, op) json_object_set_new(op, "deprecated", json_true());
+    }
+}
+
+/* A copy of doc without the other version's paths (version 1 or 2). */
+static json_t *one_version(json_t *doc, int version)
+{
+    json_t *copy = json_deep_copy(doc);
+    json_t *paths = json_object_get(copy, "paths");
+    const char *drop = version == 1 ? "/api/v2/" : "/api/v1/";
+    const char *path;
+    json_t *item;
+    void *tmp;
+    json_object_foreach_safe(paths, tmp, path, item) {
+        if (strncmp(path, drop, 8) == 0)
+            json_object_del(paths, path);
+    }
+    return copy;
+}
+
+static int dump_cb(const char *p, size_t n, void *ud)
+{
+    return nx_buf_append(ud, p, n) == NX_OK ? 0 : -1;
+}
+
+static struct {
+    nx_buf_t text[3]; /* heap, for the life of the process: both, v1, v2 */
+    bool ok;
+} served;
+static pthread_once_t served_once = PTHREAD_ONCE_INIT;
+
+static void build(void)
+{
+    const nx_embed_file_t *f = embed_find("openapi.json");
+    json_t *doc = f ? json_loadb((const char *)f->start, (size_t)(f->end - f->start),
+                                 JSON_REJECT_DUPLICATES, NULL)
+                    : NULL;
+    if (!doc)
+        return;
+    json_t *paths = json_object_get(doc, "paths");
+    for (size_t g = 0; g < nx_api_route_groups_count; g++)
+        if (nx_api_route_groups[g].version == 2)
+            mount_v2(paths, &nx_api_route_groups[g]);
+    fill_job_types(doc);
+    mark_v1(paths);
+    json_t *docs[3] = {doc, one_version(doc, 1), one_version(doc, 2)};
+    served.ok = true;
+    for (int i = 0; i < 3; i++) {
+        nx_buf_init(&served.text[i], NULL, DOC_MAX);
+        if (!docs[i] || json_dump_callback(docs[i], dump_cb, &served.text[i],
+                                           JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+            nx_buf_puts(&served.text[i], "\n") != NX_OK)
+            served.ok = false;
+        json_decref(docs[i]);
+    }
+}
+
+const char *nx_api_openapi_document(int version, size_t *len)
+{
+    pthread_once(&served_once, build);
+    if (!served.ok || version < 0 || version > 2)
+        return NULL;
+    *len = served.text[version].len;
+    return served.text[version].data;
+}
+
+static int send_document(nx_req_t *req, int version, nx_err_t *err)
+{
+    size_t len;
+    const char *doc = nx_api_openapi_document(version, &len);
+    if (!doc)
+        return nx_err_set(err, NX_EINTERNAL, NULL);
+    if (nx_resp_static(req, 200, "application/json", (const unsigned char *)doc, len,
+                       "no-cache") != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+int nx_api_openapi_get(nx_req_t *req, nx_err_t *err) { return send_document(req, 0, err); }
+
+int nx_api_openapi_version_get(nx_req_t *req, nx_err_t *err)
+{
+    const char *v = nx_req_param(req, 0);
+    if (strcmp(v, "v1.json") == 0)
+        return send_document(req, 1, err);
+    if (strcmp(v, "v2.json") == 0)
+        return send_document(req, 2, err);
+    return nx_err_set(err, NX_ENOTFOUND, "No such document: try v1.json or v2.json.");
 }
 
 int nx_api_docs_get(nx_req_t *req, nx_err_t *err)

@@ -64,17 +64,15 @@ static int parse_patch(nx_req_t *req, const char **name, const char **auto_join,
     json_t *v;
     json_object_foreach(req->json, key, v) {
         if (strcmp(key, "name") == 0) {
-            const char *s = json_string_value(v);
             size_t len = 0;
-            if (s)
-                s = nx_trim_blanks(s, &len);
-            size_t chars = s ? nx_utf8_len(s, len) : 0;
-            if (!s)
+            const char *s = json_is_string(v) ? nx_name_check(json_string_value(v),
+                                                              json_string_length(v), &len)
+                                              : NULL;
+            if (!json_is_string(v))
                 nx_err_field(err, "name", "must be a string");
-            else if (chars < 1 || chars > 255)
-                nx_err_field(err, "name", "must be 1 to 255 characters, not all blank");
-            else if (len > 1020)
-                nx_err_field(err, "name", "is too long");
+            else if (!s)
+                nx_err_field(err, "name", "must be 1 to %d characters, not all blank",
+                             NX_NAME_MAX);
             else if (!(*name = nx_arena_strndup(req->arena, s, len)))
                 return nx_err_set(err, NX_ENOMEM, NULL);
         } else if (strcmp(key, "auto_join") == 0) {
@@ -98,10 +96,5 @@ int nx_api_organisation_patch(nx_req_t *req, nx_err_t *err)
     if (rc != NX_OK)
         return rc;
     const char *params[] = {req->auth.org_id, name, auto_join};
-    nx_res_t *r;
-    if ((rc = nx_api_tx_one(req, &st_patch, params, &r, err)) != NX_OK)
-        return rc;
-    if (nx_res_rows(r) != 1)
-        return nx_err_set(err, NX_ENOTFOUND, "No such organisation.");
-    return nx_resp_json(req, 200, nx_res_get(r, 0, 0), (size_t)nx_res_len(r, 0, 0));
+    return nx_api_send_row(req, &st_patch, params, NX_ENOTFOUND, "No such organisation.", err);
 }

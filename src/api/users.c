@@ -66,7 +66,7 @@ static const nx_stmt_t st_delete = {
 
 int nx_api_users_list(nx_req_t *req, nx_err_t *err)
 {
-    return nx_api_list(req, &st_list, NULL, err);
+    return nx_api_list(req, &st_list, NULL, 0, err);
 }
 
 int nx_api_users_get(nx_req_t *req, nx_err_t *err)

@@ -127,21 +127,21 @@ int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *no
 /* Drops the cached discovery document and keys (tests, reconfiguration). */
 void nx_oidc_cache_reset(void);
 
-/* ---- the request authenticator (middleware.c) ---------------------------- */
+/* ---- the auth stage (middleware.c) -------------------------------------- */
 
 /*
- * Authenticates a request to an NX_ROUTE_AUTH/ADMIN route: a bearer token
- * from Authorization or the nexus_session cookie fills req->auth. A
- * state-changing request authenticated by cookie must carry an Origin or
- * Referer matching PUBLIC_URL (else NX_EFORBIDDEN). NX_EUNAUTHORIZED when
- * there is no valid token. The user's existence and current role are
- * checked later, by the handler's tenant transaction.
+ * The pipeline's auth stage (HEADERS, after routing): on an NX_ROUTE_AUTH/
+ * ADMIN route, a bearer token from Authorization or the session cookie
+ * fills req->auth; public routes pass untouched. A state-changing request
+ * authenticated by cookie must carry an Origin or Referer matching
+ * PUBLIC_URL (else NX_EFORBIDDEN). NX_EUNAUTHORIZED when there is no valid
+ * token. The user's existence and current role are checked later, by the
+ * request's tenant transaction.
  */
-int nx_auth_request(nx_req_t *req, nx_err_t *err);
+int nx_auth_stage(nx_req_t *req, nx_err_t *err);
 
-/* Start-up for `serve`: resolves the JWT secret (nx_settings_finish_secret)
- * and registers nx_auth_request as the HTTP server's auth hook. NX_EINVAL
- * with a one-line detail naming the bad setting. */
+/* Start-up for `serve`: resolves the JWT secret (nx_settings_finish_secret).
+ * NX_EINVAL with a one-line detail naming the bad setting. */
 int nx_auth_init(nx_settings_t *s, nx_err_t *err);
 
 #endif

@@ -1,12 +1,13 @@
 /*
- * middleware.c - authentication of NX_ROUTE_AUTH / NX_ROUTE_ADMIN routes.
+ * middleware.c - the auth stage: authentication of NX_ROUTE_AUTH /
+ * NX_ROUTE_ADMIN routes.
  *
  * Runs after routing and before the body is read: finds the access token
  * (Authorization: Bearer first, else the nexus_session cookie), verifies it
  * with the pinned algorithm and fills req->auth. It does not ask the
  * database anything: the user's existence and current role are checked by
- * the first statement of the handler's tenant transaction (nx_api_tx), in
- * the same round trip as the handler's own queries, so a removed user gets
+ * the first statement of the request's tenant transaction (api/tenant.c),
+ * in the same round trip as the handler's own queries, so a removed user gets
  * 401 and a demoted admin 403 on their very next request.
  *
  * Cookies are sent by browsers on cross-site requests too, so a state-
@@ -63,9 +64,11 @@ static int check_csrf(nx_req_t *req, nx_err_t *err)
                       "site (Origin or Referer matching PUBLIC_URL).");
 }
 
-int nx_auth_request(nx_req_t *req, nx_err_t *err)
+int nx_auth_stage(nx_req_t *req, nx_err_t *err)
 {
     memset(&req->auth, 0, sizeof(req->auth));
+    if (!(req->route_entry->flags & (NX_ROUTE_AUTH | NX_ROUTE_ADMIN)))
+        return NX_OK; /* a public route: no token is read */
     const char *h = nx_req_header(req, "Authorization");
     const char *tok;
     size_t len;
@@ -104,9 +107,5 @@ int nx_auth_request(nx_req_t *req, nx_err_t *err)
 
 int nx_auth_init(nx_settings_t *s, nx_err_t *err)
 {
-    int rc = nx_settings_finish_secret(s, err);
-    if (rc != NX_OK)
-        return rc;
-    nx_http_set_auth_hook(nx_auth_request);
-    return NX_OK;
+    return nx_settings_finish_secret(s, err);
 }

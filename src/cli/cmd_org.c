@@ -24,13 +24,10 @@
 #define USAGE_CREATE "nexusapi org create --name NAME [--domain DOMAIN]"
 #define USAGE_LIST "nexusapi org list"
 
+/* The one place that creates organisations (migration 0009), with no
+ * opening credits: the operator grants them with `credits grant`. */
 static const nx_stmt_t org_create = {
-    "cli_org_create",
-    "WITH o AS (INSERT INTO organisations (name, domain) VALUES ($1, $2) RETURNING id) "
-    "INSERT INTO org_credits (organisation_id, balance) SELECT o.id, 0 FROM o "
-    "RETURNING organisation_id",
-    2,
-};
+    "cli_org_create", "SELECT (nx_org_create($1, $2, 0, NULL)).id", 2};
 
 static const nx_stmt_t org_list = {
     "cli_org_list",

@@ -69,9 +69,10 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
         .max_connections = s->http_max_connections,
         .per_ip_connections = s->http_per_ip_connections,
         .connection_timeout = s->http_connection_timeout,
-        .routes = nx_api_routes,
-        .nroutes = nx_api_routes_count,
-        .check_caller = nx_api_check_caller,
+        .groups = nx_api_route_groups,
+        .ngroups = nx_api_route_groups_count,
+        .stages = nx_api_pipeline,
+        .nstages = nx_api_pipeline_count,
     };
     int port = 0;
     if (nx_http_start(&o, &port, &err) != NX_OK)

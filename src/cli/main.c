@@ -60,9 +60,10 @@ int nx_cli_usage(const char *use, const char *fmt, ...)
 char *nx_cli_name(char *arg)
 {
     size_t n;
-    char *name = (char *)nx_trim_blanks(arg, &n);
-    name[n] = '\0';
-    return n > 0 && nx_utf8_valid(name, n) && nx_utf8_len(name, n) <= 255 ? name : NULL;
+    char *name = (char *)nx_name_check(arg, strlen(arg), &n);
+    if (name)
+        name[n] = '\0';
+    return name;
 }
 
 int nx_cli_fail(const char *fmt, ...)

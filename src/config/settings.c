@@ -20,9 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_ENUM };
+enum type { T_STR, T_INT, T_BOOL, T_ENUM, T_TIME };
 enum flags { F_SECRET = 1, F_URL = 2, F_NONEMPTY = 4 };
 
 struct setting {
@@ -82,6 +83,8 @@ static const struct setting table[] = {
     {"GEMINI_BASE_URL", T_STR, S(gemini_base_url),
      "https://generativelanguage.googleapis.com/v1beta", 0, 0, F_URL, NULL},
     {"GEMINI_TIMEOUT_SECONDS", T_INT, S(gemini_timeout), "30", 1, 600, 0, NULL},
+    {"API_V1_DEPRECATED_AT", T_TIME, S(api_v1_deprecated_at), NULL, 0, 0, 0, NULL},
+    {"API_V1_SUNSET", T_TIME, S(api_v1_sunset), NULL, 0, 0, 0, NULL},
 };
 
 static const char placeholder_secret[] = "change-me-in-production-use-strong-secret";
@@ -237,6 +240,16 @@ static int apply(nx_settings_t *s, const struct setting *e, const char *v, nx_er
         *(int *)field = (int)n;
         return NX_OK;
     }
+    case T_TIME:
+        if (!*v) {
+            *(long long *)field = 0;
+            return NX_OK;
+        }
+        if (nx_parse_rfc3339(v, (long long *)field) != NX_OK || *(long long *)field <= 0)
+            return nx_err_set(err, NX_EINVAL,
+                              "%s: must be an RFC 3339 date (2027-06-30) or date-time "
+                              "(2027-06-30T00:00:00Z)", e->name);
+        return NX_OK;
     case T_BOOL:
         if (parse_bool(v, (bool *)field) != NX_OK)
             return nx_err_set(err, NX_EINVAL, "%s: must be true or false", e->name);
@@ -294,6 +307,10 @@ int nx_settings_load(nx_settings_t *s, nx_err_t *err)
     nx_free(d.text);
     if (rc == NX_OK)
         rc = check_secret(s, err);
+    /* RFC 9745: a resource is not sunset before it is deprecated */
+    if (rc == NX_OK && s->api_v1_sunset && s->api_v1_deprecated_at > s->api_v1_sunset)
+        rc = nx_err_set(err, NX_EINVAL,
+                        "API_V1_SUNSET: must not be earlier than API_V1_DEPRECATED_AT");
     if (rc != NX_OK)
         nx_settings_release(s);
     return rc;
@@ -379,6 +396,15 @@ void nx_settings_dump(const nx_settings_t *s, int fd)
         case T_INT:
             snprintf(line, sizeof(line), "%s=%d\n", e->name, *(const int *)field);
             break;
+        case T_TIME: {
+            char when[32] = "";
+            time_t t = (time_t) * (const long long *)field;
+            struct tm tm;
+            if (t && gmtime_r(&t, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            snprintf(line, sizeof(line), "%s=%s\n", e->name, when);
+            break;
+        }
         case T_BOOL:
             snprintf(line, sizeof(line), "%s=%s\n", e->name,
                      *(const bool *)field ? "true" : "false");

@@ -56,6 +56,9 @@ struct nx_settings {
     char *gemini_model;
     char *gemini_base_url;
     int gemini_timeout;           /* seconds */
+    /* API versions */
+    long long api_v1_deprecated_at; /* Unix seconds; 0: v1 not deprecated */
+    long long api_v1_sunset;        /* Unix seconds; 0: no sunset announced */
 };
 
 /* The loaded settings (NULL before nx_settings_load succeeds). */

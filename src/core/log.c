@@ -24,16 +24,6 @@ void nx_log_configure(int level, bool text)
     log_text = text;
 }
 
-int nx_log_level_parse(const char *s)
-{
-    for (size_t i = 0; i < NX_ARRAY_LEN(level_names); i++)
-        if (strcmp(s, level_names[i]) == 0)
-            return (int)i;
-    if (strcmp(s, "warning") == 0)
-        return NX_LOG_WARN;
-    return -1;
-}
-
 struct line {
     char buf[4096];
     size_t len;

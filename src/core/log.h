@@ -42,8 +42,6 @@ extern int nx_log_level;
 
 /* Sets level and format ("json" or "text"). Not thread-safe: call at start. */
 void nx_log_configure(int level, bool text);
-/* Parses "debug", "info", "warn", "error"; -1 when unknown. */
-int nx_log_level_parse(const char *s);
 /* Writes one line; fields end with a {0} entry. Strings with NULL value are
  * written as null. One write(2) per line, so lines never interleave. */
 void nx_log_write(int level, const char *msg, const nx_log_field_t *fields);

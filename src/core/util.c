@@ -27,17 +27,6 @@ int nx_random_bytes(void *buf, size_t n)
     return NX_OK;
 }
 
-const char *nx_trim_blanks(const char *s, size_t *len)
-{
-    static const char blanks[] = " \t\r\n";
-    s += strspn(s, blanks);
-    size_t n = strlen(s);
-    while (n > 0 && strchr(blanks, s[n - 1]))
-        n--;
-    *len = n;
-    return s;
-}
-
 void nx_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -153,6 +142,69 @@ size_t nx_utf8_len(const char *str, size_t n)
     return count;
 }
 
+/* n decimal digits at s into *out; false if any is not a digit. */
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int nx_parse_rfc3339(const char *s, long long *out)
+{
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+    if (!s || strlen(s) < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d))
+        return NX_EINVAL;
+    const char *p = s + 10;
+    if (*p == 'T' || *p == 't') {
+        if (strlen(p) < 9 || !digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) ||
+            p[6] != ':' || !digits(p + 7, 2, &sec))
+            return NX_EINVAL;
+        p += 9;
+        if (*p == '.') /* fractions of a second: kept to the second */
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                ;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && digits(p + 1, 2, &oh) &&
+                   p[3] == ':' && digits(p + 4, 2, &om)) {
+            sign = *p == '+' ? 1 : -1;
+            p += 6;
+        } else {
+            return NX_EINVAL;
+        }
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+        oh > 23 || om > 59)
+        return NX_EINVAL;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != d) /* 2027-02-30 normalised into March: not a date */
+        return NX_EINVAL;
+    *out = (long long)t - sign * (oh * 3600LL + om * 60LL);
+    return NX_OK;
+}
+
+void nx_http_date(long long t, char out[30])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
 size_t nx_utf8_cut(const char *str, size_t n, size_t max)
 {
     if (n <= max)
@@ -181,6 +233,24 @@ uint64_t nx_hash_str(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
+}
+
+const char *nx_name_check(const char *s, size_t n, size_t *len)
+{
+    if (!s || strnlen(s, n) != n || !nx_utf8_valid(s, n))
+        return NULL;
+    size_t end = n;
+    while (end && (s[end - 1] == ' ' || s[end - 1] == '\t' || s[end - 1] == '\r' ||
+                   s[end - 1] == '\n'))
+        end--;
+    while (end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+        s++;
+        end--;
+    }
+    if (end == 0 || nx_utf8_len(s, end) > NX_NAME_MAX)
+        return NULL;
+    *len = end;
+    return s;
 }
 
 int nx_parse_int(const char *s, long long min, long long max, long long *out)

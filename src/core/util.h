@@ -19,6 +19,13 @@ bool nx_uuid_valid(const char *s);
 /* Current UTC time as RFC 3339 ("2026-11-24T01:50:00.123Z"; millis if
  * with_ms). */
 void nx_time_now_rfc3339(char *out, size_t size, bool with_ms);
+/* Parses an RFC 3339 date ("2027-01-31", midnight UTC) or date-time
+ * ("2027-01-31T12:00:00Z", "...T12:00:00.5+02:00") into Unix seconds.
+ * NX_OK or NX_EINVAL. */
+int nx_parse_rfc3339(const char *s, long long *out);
+/* Unix seconds as an HTTP date (IMF-fixdate, RFC 9110 5.6.7):
+ * "Sun, 06 Nov 1994 08:49:37 GMT". */
+void nx_http_date(long long t, char out[30]);
 /* Monotonic clock in microseconds. */
 int64_t nx_time_mono_us(void);
 
@@ -35,9 +42,14 @@ size_t nx_utf8_cut(const char *s, size_t n, size_t max);
  * NUL-terminated; returns the bytes copied. */
 size_t nx_utf8_copy(char *out, size_t size, const char *s);
 
-/* s without its leading and trailing blanks (space, tab, CR, LF): returns
- * where it starts and stores its length in *len. Names are stored trimmed. */
-const char *nx_trim_blanks(const char *s, size_t *len);
+
+#define NX_NAME_MAX 255 /* characters of an organisation's or a user's name */
+
+/* The name rule, for organisations and users alike: a name is stored
+ * without its surrounding blanks and is then 1 to NX_NAME_MAX characters
+ * of valid UTF-8. Returns where the name starts in s[0..n) and stores its
+ * length in *len, or NULL when s breaks the rule. */
+const char *nx_name_check(const char *s, size_t n, size_t *len);
 
 /* Parses a whole decimal integer in [min, max]. NX_OK or NX_EINVAL. */
 int nx_parse_int(const char *s, long long min, long long max, long long *out);

@@ -50,7 +50,6 @@ int nx_db_conninfo_export(const char *conninfo, nx_err_t *err);
 /* ---- results ------------------------------------------------------------- */
 
 int nx_res_rows(const nx_res_t *r);
-int nx_res_cols(const nx_res_t *r);
 /* Text value (never NULL: "" for SQL NULL), its length, and NULL-ness. */
 const char *nx_res_get(const nx_res_t *r, int row, int col);
 int nx_res_len(const nx_res_t *r, int row, int col);
@@ -96,6 +95,9 @@ const char *nx_tx_role(const nx_tx_t *tx);
 /* After a failed run: the index (as from nx_tx_add) of the statement that
  * failed, or -1 when the tenant set-up / user check failed or none did. */
 int nx_tx_failed(const nx_tx_t *tx);
+/* True once a run has passed the tenant set-up and the user check (the
+ * caller is known to be a member with the role the transaction needs). */
+bool nx_tx_checked(const nx_tx_t *tx);
 
 /* ---- errors -------------------------------------------------------------- */
 

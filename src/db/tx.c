@@ -154,6 +154,7 @@ struct nx_tx {
     const char *begin_params[3];
     const char *role;
     int failed;
+    bool checked; /* a run got past the tenant set-up and user check */
 };
 
 static const nx_stmt_t tenant_begin = {
@@ -232,6 +233,7 @@ int nx_tx_run(nx_tx_t *tx, nx_err_t *err)
         tx->items[i].res = NULL;
     int rc = nx_db_pipeline(tx->db, tx->arena, tx->items, tx->n, &failed, err);
     tx->failed = failed > 0 ? failed - 1 : -1;
+    tx->checked = tx->checked || rc == NX_OK || failed > 0;
     if (rc != NX_OK)
         return rc;
     nx_res_t *r = tx->items[0].res;
@@ -253,3 +255,5 @@ nx_res_t *nx_tx_res(nx_tx_t *tx, int idx)
 const char *nx_tx_role(const nx_tx_t *tx) { return tx->role; }
 
 int nx_tx_failed(const nx_tx_t *tx) { return tx->failed; }
+
+bool nx_tx_checked(const nx_tx_t *tx) { return tx->checked; }

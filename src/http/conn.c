@@ -1,116 +1,57 @@
 /*
- * conn.c - one request's life inside libmicrohttpd's access handler.
+ * conn.c - the adapter between libmicrohttpd and the request pipeline.
  *
- * MHD calls the handler several times per request:
- *   1. headers parsed: create the request arena and state, assign the
- *      request id, route, authenticate, check Content-Type/Length. An error
- *      is only recorded here - queueing a response on the first call loses
- *      keep-alive - unless the client announced a body, which we then refuse
- *      at once instead of reading it.
- *   2. zero or more body chunks: appended under the 1 MiB ceiling; the
- *      rest of a chunked body passing it is read and dropped (up to 8 MiB,
- *      else the connection is closed), as MHD can answer only once the
- *      request is complete; a too-long Content-Length got 413 in step 1.
- *   3. request complete: parse the JSON body, run the handler, queue.
- * A handler may offload slow work (nx_req_offload): the connection is
- * suspended, a helper thread runs the work and resumes it, and MHD calls
- * the handler once more to queue the response.
+ * MHD calls the access handler several times per request:
+ *   1. headers parsed: the request begins (its arena, pipeline.c) and the
+ *      HEADERS stages run (request id, route, auth, limits...). A failure is
+ *      only recorded here - queueing a response on the first call loses
+ *      keep-alive - unless the client announced a body, which we then
+ *      refuse at once instead of reading it.
+ *   2. zero or more body chunks: kept under the 1 MiB ceiling when the route
+ *      takes a body and nothing has failed; otherwise read and dropped, not
+ *      kept (a route that takes no body never buffers one), up to 8 MiB,
+ *      else the connection is closed: MHD can answer only once the request
+ *      is complete, and a too-long Content-Length got 413 in step 1.
+ *   3. request complete: the REQUEST stages run (body, tenant, handler),
+ *      then the RESPONSE stages, and the answer is queued.
+ * A handler may offload slow work (nx_req_offload, offload.c): the
+ * connection is suspended, a helper thread runs the work and resumes it,
+ * and MHD calls the handler once more to run the RESPONSE stages.
  *
- * The request arena is freed in the completion callback, which MHD runs on
- * every ending - response sent, client gone, timeout, shutdown - so results,
- * transactions and parsed JSON registered on it are always released.
+ * The completion callback runs on every ending - response sent, client
+ * gone, timeout, shutdown - so the DONE stages (the access log) always run,
+ * and the request arena is freed there with everything registered on it
+ * (results, transactions, parsed JSON).
  */
 #include "core/nx.h"
+#include "http/conn.h"
 #include "http/http_int.h"
-#include "core/arena.h"
-#include "core/buf.h"
-#include "core/log.h"
-#include "core/util.h"
 
 #include <microhttpd.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
 atomic_int nx_http_inflight_count;
-atomic_int nx_http_offload_count;
 
-static nx_http_conn_t *conn_begin(struct MHD_Connection *c, const char *url,
-                                  const char *method)
+static const char *mhd_lookup(void *ctx, int kind, const char *name)
 {
-    nx_arena_t *arena = nx_arena_new(NX_HTTP_ARENA_CHUNK);
-    if (!arena)
-        return NULL;
-    nx_http_conn_t *hc = nx_arena_calloc(arena, sizeof(*hc));
-    const char *id = hc ? nx_mw_request_id(
-                              arena, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                                 "X-Request-ID"))
-                        : NULL;
-    if (!id) {
-        nx_arena_free(arena);
-        return NULL;
-    }
-    hc->req.arena = arena;
-    hc->req.conn = hc;
-    hc->req.method = method;
-    hc->req.path = url;
-    hc->req.request_id = id;
-    hc->mhd = c;
-    hc->start_us = nx_time_mono_us();
-    atomic_fetch_add(&nx_http_inflight_count, 1);
-    return hc;
+    enum MHD_ValueKind k = kind == NX_REQ_QUERY    ? MHD_GET_ARGUMENT_KIND
+                           : kind == NX_REQ_COOKIE ? MHD_COOKIE_KIND
+                                                   : MHD_HEADER_KIND;
+    return MHD_lookup_connection_value(ctx, k, name);
 }
 
-/* Step 1: everything that can be decided from the headers alone. */
-static void check_headers(nx_http_conn_t *hc)
-{
-    nx_req_t *req = &hc->req;
-    const char *cl = nx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = nx_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    hc->has_body = te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+static void mhd_suspend(void *ctx) { MHD_suspend_connection(ctx); }
+static void mhd_resume(void *ctx) { MHD_resume_connection(ctx); }
 
-    if (nx_router_match(req, req->method, req->path, &hc->err) != NX_OK)
-        return;
-    int flags = req->route_entry->flags;
-    if ((flags & (NX_ROUTE_AUTH | NX_ROUTE_ADMIN)) && nx_http_run_auth(req, &hc->err) != NX_OK)
-        return;
-    if (!hc->has_body)
-        return;
-    if ((flags & NX_ROUTE_JSON) &&
-        nx_mw_check_content_type(nx_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
-                                 &hc->err) != NX_OK)
-        return;
-    nx_mw_check_content_length(cl, &hc->err);
-}
+static const nx_http_source_t mhd_source = {mhd_lookup, mhd_suspend, mhd_resume};
 
-/* Who may call comes before what they sent: an authenticated request about
- * to be refused for its body (400, 413, 415, 422) first asks the database
- * about the caller, so a removed user gets 401 and a member on an admin
- * route 403 whatever the body. A round trip on this error path only; good
- * requests are checked inside their own transaction. */
-static int caller_before_body(nx_http_conn_t *hc, int code)
-{
-    nx_req_t *req = &hc->req;
-    if (!req->auth.user_id[0] || (code != NX_EINVAL && code != NX_ETOOBIG &&
-                                  code != NX_EMEDIATYPE && code != NX_EVALIDATION))
-        return code;
-    nx_err_t caller = {0};
-    int rc = nx_http_check_caller(req, &caller);
-    /* only a verdict on the caller replaces the body's error: a database
-     * that cannot be asked leaves the client the answer it can act on */
-    if (rc != NX_EUNAUTHORIZED && rc != NX_EFORBIDDEN)
-        return code;
-    hc->err = caller;
-    return rc;
-}
+static struct MHD_Connection *mhd_of(nx_http_conn_t *hc) { return hc->src_ctx; }
 
-/* Turns the recorded response into an MHD response and queues it. */
+/* Runs the RESPONSE stages, then turns the answer into an MHD response and
+ * queues it. */
 static enum MHD_Result respond(nx_http_conn_t *hc)
 {
-    if (hc->state != NX_CONN_READY)
-        nx_problem_render(&hc->req,
-                          caller_before_body(hc, hc->err.code ? hc->err.code : NX_EINTERNAL),
-                          &hc->err);
+    nx_pipeline_run(hc, NX_STAGE_RESPONSE);
     struct nx_resp *r = &hc->resp;
     struct MHD_Response *mr =
         MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
@@ -118,64 +59,39 @@ static enum MHD_Result respond(nx_http_conn_t *hc)
         return MHD_NO;
     bool ok = (!r->content_type ||
                MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type)) &&
-              MHD_add_response_header(mr, "X-Request-ID", hc->req.request_id);
+              (!hc->req.request_id ||
+               MHD_add_response_header(mr, "X-Request-ID", hc->req.request_id));
     for (struct nx_resp_hdr *h = r->headers; h && ok; h = h->next)
         ok = MHD_add_response_header(mr, h->name, h->value);
     if (ok && nx_http_draining())
         ok = MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result rc = ok ? MHD_queue_response(hc->mhd, (unsigned)r->status, mr) : MHD_NO;
+    enum MHD_Result rc = ok ? MHD_queue_response(mhd_of(hc), (unsigned)r->status, mr) : MHD_NO;
     MHD_destroy_response(mr);
     if (rc == MHD_YES)
         hc->state = NX_CONN_QUEUED;
     return rc;
 }
 
-/* Step 3: the whole request is in; run the handler. */
-static enum MHD_Result dispatch(nx_http_conn_t *hc)
-{
-    nx_req_t *req = &hc->req;
-    if (hc->err.code)
-        return respond(hc);
-    if (hc->body_init) {
-        req->body = hc->body.data;
-        req->body_len = hc->body.len;
-    }
-    if ((req->route_entry->flags & NX_ROUTE_JSON) &&
-        nx_mw_parse_json_object(req->arena, req->body, req->body_len, &req->json,
-                                &hc->err) != NX_OK)
-        return respond(hc);
-    int rc = req->route_entry->handler(req, &hc->err);
-    if (hc->work)
-        return MHD_YES; /* offloaded: the helper thread owns req until it resumes */
-    if (rc != NX_OK)
-        nx_problem_render(req, caller_before_body(hc, rc), &hc->err);
-    else if (hc->state != NX_CONN_READY)
-        nx_err_log(&hc->err, "handler for %s %s set no response", req->method, req->route);
-    return respond(hc);
-}
-
-/*
- * A chunked body over NX_BODY_MAX is read on and dropped, up to this much,
- * so that the client gets its 413 once it has sent everything: MHD refuses
- * a response queued in the middle of a body. A client that sends more is
- * cut off (the access log still records 413).
- */
-#define NX_BODY_DROP_MAX (8 * (size_t)NX_BODY_MAX)
-
 static enum MHD_Result on_body(nx_http_conn_t *hc, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
-    if (!hc->err.code) {
-        if (!hc->body_init) {
-            nx_buf_init(&hc->body, hc->req.arena, NX_BODY_MAX);
-            hc->body_init = true;
-        }
-        if (nx_mw_body_append(&hc->body, data, n, &hc->err) == NX_OK)
-            return MHD_YES;
-    }
-    hc->dropped += n;
-    return hc->err.code == NX_ETOOBIG && hc->dropped <= NX_BODY_DROP_MAX ? MHD_YES : MHD_NO;
+    hc->state = NX_CONN_BODY;
+    return nx_pipeline_take_body(hc, data, n) ? MHD_YES : MHD_NO;
+}
+
+static nx_http_conn_t *begin(struct MHD_Connection *c, const char *url, const char *method)
+{
+    nx_http_conn_t *hc = nx_pipeline_begin(method, url, &mhd_source, c);
+    if (!hc)
+        return NULL;
+    atomic_fetch_add(&nx_http_inflight_count, 1);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    hc->has_body = te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+    return hc;
 }
 
 enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -184,10 +100,10 @@ enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const ch
 {
     nx_http_conn_t *hc = *con_cls;
     if (!hc) {
-        if (!(hc = conn_begin(c, url, method)))
+        if (!(hc = begin(c, url, method)))
             return MHD_NO; /* out of memory: drop the connection */
         *con_cls = hc;
-        check_headers(hc);
+        nx_pipeline_run(hc, NX_STAGE_HEADERS);
         return hc->err.code && hc->has_body ? respond(hc) : MHD_YES;
     }
     switch (hc->state) {
@@ -201,7 +117,10 @@ enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const ch
     }
     if (*upload_size)
         return on_body(hc, upload, upload_size);
-    return dispatch(hc);
+    nx_pipeline_run(hc, NX_STAGE_REQUEST);
+    if (hc->work)
+        return MHD_YES; /* offloaded: the helper thread owns req until it resumes */
+    return respond(hc);
 }
 
 static const char *termination_name(enum MHD_RequestTerminationCode toe)
@@ -227,54 +146,8 @@ void nx_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!hc)
         return;
     *con_cls = NULL;
-    int status = hc->state == NX_CONN_QUEUED ? hc->resp.status
-                 : hc->err.code                ? nx_err_status(hc->err.code)
-                                               : 499; /* client went away */
-    nx_mw_access_log(&hc->req, status, nx_time_mono_us() - hc->start_us,
-                     termination_name(toe));
-    nx_arena_free(hc->req.arena);
+    hc->termination = termination_name(toe);
+    nx_pipeline_run(hc, NX_STAGE_DONE);
+    nx_pipeline_end(hc);
     atomic_fetch_sub(&nx_http_inflight_count, 1);
-}
-
-/* ---- offloading ---------------------------------------------------------- */
-
-static void run_work(nx_http_conn_t *hc)
-{
-    nx_err_t err = {0};
-    int rc = hc->work(&hc->req, hc->work_ud, &err);
-    if (rc != NX_OK)
-        nx_problem_render(&hc->req, rc, &err);
-    else if (hc->state != NX_CONN_READY)
-        nx_problem_render(&hc->req, NX_EINTERNAL, &err);
-}
-
-static void *offload_main(void *p)
-{
-    nx_http_conn_t *hc = p;
-    run_work(hc);
-    MHD_resume_connection(hc->mhd);
-    atomic_fetch_sub(&nx_http_offload_count, 1);
-    return NULL;
-}
-
-int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud)
-{
-    nx_http_conn_t *hc = nx_http_conn_of(req);
-    NX_ASSERT(!hc->work);
-    hc->work = work;
-    hc->work_ud = ud;
-    hc->state = NX_CONN_OFFLOADED;
-    atomic_fetch_add(&nx_http_offload_count, 1);
-    MHD_suspend_connection(hc->mhd);
-    pthread_t t;
-    pthread_attr_t attr;
-    bool started = false;
-    if (pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        started = pthread_create(&t, &attr, offload_main, hc) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started)
-        offload_main(hc); /* no thread: run it here, still resumed the same way */
-    return NX_OK;
 }

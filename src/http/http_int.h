@@ -1,7 +1,13 @@
 /*
  * http_int.h - private to src/http/: per-request state, the router, the
- * middleware steps and the response being built. Nothing outside src/http
- * includes this (handlers see http.h; the server's owner sees server.h).
+ * pipeline runner and the response being built. Nothing outside src/http
+ * includes this (handlers and stages see http.h; the server's owner sees
+ * server.h), except the in-process test harness (tests/harness/), which
+ * drives the pipeline without a socket.
+ *
+ * No libmicrohttpd type appears here: the library is reached only through
+ * conn.c (the adapter) and server.c, so the pipeline runs the same behind
+ * MHD and in the harness.
  */
 #ifndef NX_HTTP_HTTP_INT_H
 #define NX_HTTP_HTTP_INT_H
@@ -12,7 +18,6 @@
 #include "http/http.h"
 
 #include <jansson.h>
-#include <microhttpd.h>
 #include <stdatomic.h>
 
 /* Request arena chunk: most requests fit their first chunk. */
@@ -20,7 +25,7 @@
 /* Longest client X-Request-ID we keep. */
 #define NX_REQUEST_ID_MAX 128
 
-/* One response header added by a handler or middleware (arena list). */
+/* One response header added by a handler or stage (arena list). */
 struct nx_resp_hdr {
     struct nx_resp_hdr *next;
     const char *name;
@@ -28,7 +33,7 @@ struct nx_resp_hdr {
 };
 
 /* The response a request will send; built by nx_resp_* and problem.c,
- * turned into an MHD response by conn.c. */
+ * turned into a library response by conn.c (or read by the harness). */
 struct nx_resp {
     int status;                  /* 0 while unset */
     const char *content_type;
@@ -37,39 +42,80 @@ struct nx_resp {
     struct nx_resp_hdr *headers; /* newest first */
 };
 
+/* Where a request's headers, query arguments and cookies come from, and how
+ * its connection is parked while offloaded work runs: libmicrohttpd
+ * (conn.c) or the test harness. */
+enum nx_req_kind { NX_REQ_HEADER = 0, NX_REQ_QUERY, NX_REQ_COOKIE };
+
+typedef struct nx_http_source {
+    const char *(*lookup)(void *ctx, int kind, const char *name);
+    void (*suspend)(void *ctx); /* before offloaded work starts */
+    void (*resume)(void *ctx);  /* after it is done (from the helper thread) */
+} nx_http_source_t;
+
 enum nx_conn_state {
-    NX_CONN_HEADERS = 0, /* first access-handler call done */
+    NX_CONN_HEADERS = 0, /* headers staged */
     NX_CONN_BODY,        /* receiving the body */
     NX_CONN_OFFLOADED,   /* suspended, a helper thread runs the work */
-    NX_CONN_READY,       /* response set, not yet queued */
-    NX_CONN_QUEUED,      /* handed to MHD */
+    NX_CONN_READY,       /* the work is done: the RESPONSE stages may run */
+    NX_CONN_QUEUED,      /* handed to the library */
 };
 
-/* Per-request state, owned by conn.c; lives on its own arena. */
+/* Per-request state, owned by conn.c (or the harness); lives on its arena. */
 typedef struct nx_http_conn {
     nx_req_t req;
     struct nx_resp resp;
-    void *mhd;               /* struct MHD_Connection * */
+    const nx_http_source_t *src;
+    void *src_ctx;
     int state;
+    size_t next_stage;       /* the pipeline's position */
+    bool responded;          /* the RESPONSE stages ran */
     int64_t start_us;
     bool has_body;           /* the client announced a body */
-    nx_err_t err;            /* a pending error (code != 0) */
+    nx_err_t err;            /* the pending error (code != 0) */
     nx_buf_t body;           /* body being received (bounded by NX_BODY_MAX) */
     bool body_init;
-    size_t dropped;          /* bytes read and dropped past NX_BODY_MAX */
+    size_t dropped;          /* body bytes read and not kept */
     nx_work_cb work;         /* nx_req_offload */
     void *work_ud;
+    const char *termination; /* how it ended, for DONE stages: NULL when sent */
 } nx_http_conn_t;
+
+static inline nx_http_conn_t *nx_http_conn_of(nx_req_t *req)
+{
+    return (nx_http_conn_t *)req->conn;
+}
+
+/* ---- pipeline.c ------------------------------------------------------------ */
+
+/* Installs the stage table (borrowed, static). NX_EINVAL when the stages are
+ * out of order (HEADERS, REQUEST, RESPONSE, DONE) or one has no function. */
+int nx_pipeline_init(const nx_stage_t *stages, size_t n, nx_err_t *err);
+/* A new request on its own arena: method and path are copied. NULL on ENOMEM. */
+nx_http_conn_t *nx_pipeline_begin(const char *method, const char *path,
+                                  const nx_http_source_t *src, void *src_ctx);
+/* Runs the stages of one kind, from where the request stands: HEADERS and
+ * REQUEST stop at the first failure (and REQUEST after a stage offloads);
+ * RESPONSE stages run once; DONE stages run once and free nothing. */
+void nx_pipeline_run(nx_http_conn_t *hc, int when);
+/* Frees the request's arena (and everything registered on it). */
+void nx_pipeline_end(nx_http_conn_t *hc);
+/* Takes n more bytes of the body: kept (up to NX_BODY_MAX) when the route
+ * takes a body (NX_ROUTE_JSON) and nothing has failed, otherwise read and
+ * dropped without being kept. A body past NX_BODY_MAX fails the request
+ * with 413. False once so much was dropped that the connection should be
+ * cut rather than read on. */
+bool nx_pipeline_take_body(nx_http_conn_t *hc, const char *data, size_t n);
 
 /* ---- router.c ------------------------------------------------------------ */
 
-/* Installs the route table (borrowed, static). NX_EINVAL for a bad pattern. */
-int nx_router_init(const nx_route_t *routes, size_t n, nx_err_t *err);
+/* Installs the route groups (borrowed, static). NX_EINVAL for a bad pattern. */
+int nx_router_init(const nx_route_group_t *groups, size_t ngroups, nx_err_t *err);
 /*
  * Finds the route for method and path. On a match, fills req->route_entry,
- * req->route and req->params (copied to req->arena) and returns NX_OK.
- * Else NX_ENOTFOUND, or NX_EMETHOD with err->allow set to the methods the
- * path does accept.
+ * req->route (the full pattern), req->api_version and req->params (copied
+ * to req->arena) and returns NX_OK. Else NX_ENOTFOUND, or NX_EMETHOD with
+ * err->allow set to the methods the path does accept.
  */
 int nx_router_match(nx_req_t *req, const char *method, const char *path, nx_err_t *err);
 
@@ -97,43 +143,20 @@ int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err)
 int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, json_t **out,
                             nx_err_t *err);
 
-/* ---- mw/access_log.c ----------------------------------------------------- */
-
-/* Writes the request's log line. termination: NULL when completed normally. */
-void nx_mw_access_log(const nx_req_t *req, int status, int64_t duration_us,
-                      const char *termination);
-
-/* ---- mw/auth hook (server.c) --------------------------------------------- */
-
-/* Runs the registered auth hook; NX_EUNAUTHORIZED when none is registered. */
-int nx_http_run_auth(nx_req_t *req, nx_err_t *err);
-/* The server's check_caller option (NX_OK when none is set). */
-int nx_http_check_caller(nx_req_t *req, nx_err_t *err);
-
 /* ---- problem.c ----------------------------------------------------------- */
 
-/* Sets req's response to the problem details for code/err (err may be NULL).
- * Logs 5xx with err->log_detail. Falls back to a static body on ENOMEM. */
+/* Sets req's response to the problem details for code/err (err may be NULL),
+ * keeping the headers already added. Logs 5xx with err->log_detail. Falls
+ * back to a static body on ENOMEM. */
 void nx_problem_render(nx_req_t *req, int code, const nx_err_t *err);
 
-/* ---- response.c / request.c ---------------------------------------------- */
+/* ---- offload.c ----------------------------------------------------------- */
 
-static inline nx_http_conn_t *nx_http_conn_of(nx_req_t *req)
-{
-    return (nx_http_conn_t *)req->conn;
-}
+extern atomic_int nx_http_offload_count; /* offloaded work still running */
+
+/* ---- server.c ------------------------------------------------------------ */
 
 /* True once shutdown began: responses then carry Connection: close. */
 bool nx_http_draining(void);
-
-/* ---- conn.c: the MHD callbacks and counters server.c waits on ------------ */
-
-enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version,
-                                   const char *upload, size_t *upload_size, void **con_cls);
-void nx_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                          enum MHD_RequestTerminationCode toe);
-extern atomic_int nx_http_inflight_count; /* requests started, not completed */
-extern atomic_int nx_http_offload_count;  /* offloaded work still running */
 
 #endif

@@ -81,7 +81,8 @@ void nx_problem_render(nx_req_t *req, int code, const nx_err_t *err)
     int status = nx_err_status(code);
     if (status >= 500)
         log_server_error(req, code, err);
-    hc->resp = (struct nx_resp){0};
+    struct nx_resp_hdr *keep = hc->resp.headers; /* stages' headers stay */
+    hc->resp = (struct nx_resp){.headers = keep};
 
     nx_buf_t b;
     nx_buf_init(&b, req->arena, PROBLEM_MAX);
@@ -95,8 +96,8 @@ void nx_problem_render(nx_req_t *req, int code, const nx_err_t *err)
         hc->resp = (struct nx_resp){.status = 503,
                                     .content_type = "application/problem+json",
                                     .body = oom_body,
-                                    .len = sizeof(oom_body) - 1};
+                                    .len = sizeof(oom_body) - 1,
+                                    .headers = keep};
     }
     req->status = hc->resp.status;
-    hc->state = NX_CONN_READY;
 }

@@ -1,44 +1,36 @@
 /*
  * request.c - what handlers read from a request: headers, query arguments,
- * cookies, path parameters, and the serving thread's database connection.
+ * cookies and path parameters.
  *
- * Values are libmicrohttpd's own copies, valid for the request's lifetime
- * (borrowed). Header names are matched case-insensitively; a repeated query
+ * Values come from the request's source (libmicrohttpd's own copies, or the
+ * test harness's), valid for the request's lifetime (borrowed). Header names are matched case-insensitively; a repeated query
  * key or header yields its first value.
  */
 #include "core/nx.h"
 #include "http/http_int.h"
-#include "db/db.h"
 
-#include <microhttpd.h>
-
-static struct MHD_Connection *mhd_of(nx_req_t *req)
+static const char *lookup(nx_req_t *req, int kind, const char *name)
 {
-    return nx_http_conn_of(req)->mhd;
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    return hc->src && hc->src->lookup ? hc->src->lookup(hc->src_ctx, kind, name) : NULL;
 }
 
 const char *nx_req_header(nx_req_t *req, const char *name)
 {
-    return MHD_lookup_connection_value(mhd_of(req), MHD_HEADER_KIND, name);
+    return lookup(req, NX_REQ_HEADER, name);
 }
 
 const char *nx_req_query(nx_req_t *req, const char *key)
 {
-    return MHD_lookup_connection_value(mhd_of(req), MHD_GET_ARGUMENT_KIND, key);
+    return lookup(req, NX_REQ_QUERY, key);
 }
 
 const char *nx_req_cookie(nx_req_t *req, const char *name)
 {
-    return MHD_lookup_connection_value(mhd_of(req), MHD_COOKIE_KIND, name);
+    return lookup(req, NX_REQ_COOKIE, name);
 }
 
 const char *nx_req_param(nx_req_t *req, int i)
 {
     return i >= 0 && i < req->nparams ? req->params[i] : NULL;
-}
-
-nx_db_t *nx_req_db(nx_req_t *req, nx_err_t *err)
-{
-    NX_UNUSED(req);
-    return nx_db_thread(err);
 }

@@ -3,14 +3,13 @@
  *
  * Nothing is sent here: the response (status, content type, body, extra
  * headers) is recorded on the request, and conn.c turns it into a
- * libmicrohttpd response once the handler returns. Bodies are copied to the
+ * libmicrohttpd response once the RESPONSE stages have run. Bodies are copied to the
  * request arena unless they are static (embedded files), so a handler may
  * answer from a stack buffer or a PGresult about to be cleared.
  */
 #include "core/nx.h"
 #include "http/http_int.h"
 #include "core/arena.h"
-#include "core/buf.h"
 
 #include <string.h>
 
@@ -25,7 +24,6 @@ static int set(nx_req_t *req, int status, const char *ct, const char *body, size
                                 .len = body ? len : 0,
                                 .headers = keep};
     req->status = status;
-    hc->state = NX_CONN_READY;
     return NX_OK;
 }
 
@@ -48,24 +46,6 @@ int nx_resp_send(nx_req_t *req, int status, const char *content_type, const char
 int nx_resp_json(nx_req_t *req, int status, const char *body, size_t len)
 {
     return nx_resp_send(req, status, NULL, body, len);
-}
-
-static int dump_cb(const char *p, size_t n, void *ud)
-{
-    return nx_buf_append(ud, p, n) == NX_OK ? 0 : -1;
-}
-
-int nx_resp_jansson(nx_req_t *req, int status, json_t *value)
-{
-    if (!value)
-        return NX_ENOMEM;
-    nx_buf_t b;
-    nx_buf_init(&b, req->arena, (size_t)64 << 20);
-    int rc = json_dump_callback(value, dump_cb, &b, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(value);
-    if (rc != 0 || !b.data)
-        return NX_ENOMEM;
-    return set(req, status, NULL, b.data, b.len);
 }
 
 int nx_resp_static(nx_req_t *req, int status, const char *content_type,

@@ -1,10 +1,12 @@
 /*
  * router.c - matches (method, path) against the route table.
  *
- * The table (api/routes.c) is data: {method, pattern, handler, flags}. At
- * start-up each pattern is split into segments, literal or {param}, kept in
- * a fixed array pointing into the static pattern strings: matching then
- * allocates nothing but the parameter copies.
+ * The table (api/routes.c) is data: groups of {method, pattern, handler,
+ * flags} mounted under a prefix ("/api/v1", "/api/v2", or none). At start-up
+ * each route's full pattern (prefix + pattern) is copied into a fixed array
+ * and split into segments, literal or {param}, pointing into that copy:
+ * matching then allocates nothing but the parameter copies. A match tells
+ * the request its full pattern (for logs) and its group's API version.
  *
  * Path rules (documented in openapi.json): paths are case-sensitive; a
  * trailing slash (other than "/" itself) or an empty segment never matches,
@@ -20,8 +22,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_ROUTES 128
+#define MAX_ROUTES 160
 #define MAX_SEGS 16
+#define MAX_PATTERN 96
 
 struct seg {
     const char *s; /* literal text; NULL for a {param} */
@@ -30,7 +33,9 @@ struct seg {
 
 struct compiled {
     const nx_route_t *route;
-    struct seg segs[MAX_SEGS];
+    int version;             /* its group's */
+    char pattern[MAX_PATTERN]; /* the group's prefix and the route's pattern */
+    struct seg segs[MAX_SEGS]; /* pointing into pattern */
     int nsegs;
     int nparams;
 };
@@ -61,25 +66,39 @@ static int split(const char *path, struct seg *out)
     }
 }
 
-int nx_router_init(const nx_route_t *routes, size_t n, nx_err_t *err)
+static int compile(struct compiled *c, const nx_route_group_t *g, const nx_route_t *r,
+                   nx_err_t *err)
 {
-    if (n > MAX_ROUTES)
-        return nx_err_set(err, NX_EINVAL, "too many routes (at most %d)", MAX_ROUTES);
-    for (size_t i = 0; i < n; i++) {
-        struct compiled *c = &table[i];
-        c->route = &routes[i];
-        c->nsegs = split(routes[i].pattern, c->segs);
-        c->nparams = 0;
-        if (c->nsegs < 0 || !routes[i].handler || !routes[i].method)
-            return nx_err_set(err, NX_EINVAL, "bad route \"%s\"", routes[i].pattern);
-        for (int k = 0; k < c->nsegs; k++) {
-            struct seg *s = &c->segs[k];
-            if (s->n >= 3 && s->s[0] == '{' && s->s[s->n - 1] == '}') {
-                s->s = NULL;
-                if (++c->nparams > NX_MAX_PATH_PARAMS)
-                    return nx_err_set(err, NX_EINVAL, "too many parameters in \"%s\"",
-                                      routes[i].pattern);
-            }
+    c->route = r;
+    c->version = g->version;
+    c->nparams = 0;
+    int n = snprintf(c->pattern, sizeof(c->pattern), "%s%s", g->prefix, r->pattern);
+    if (n < 0 || (size_t)n >= sizeof(c->pattern))
+        return nx_err_set(err, NX_EINVAL, "route \"%s%s\" is too long", g->prefix, r->pattern);
+    c->nsegs = split(c->pattern, c->segs);
+    if (c->nsegs < 0 || !r->handler || !r->method)
+        return nx_err_set(err, NX_EINVAL, "bad route \"%s\"", c->pattern);
+    for (int k = 0; k < c->nsegs; k++) {
+        struct seg *s = &c->segs[k];
+        if (s->n >= 3 && s->s[0] == '{' && s->s[s->n - 1] == '}') {
+            s->s = NULL;
+            if (++c->nparams > NX_MAX_PATH_PARAMS)
+                return nx_err_set(err, NX_EINVAL, "too many parameters in \"%s\"",
+                                  c->pattern);
+        }
+    }
+    return NX_OK;
+}
+
+int nx_router_init(const nx_route_group_t *groups, size_t ngroups, nx_err_t *err)
+{
+    size_t n = 0;
+    for (size_t g = 0; g < ngroups; g++) {
+        for (size_t i = 0; i < groups[g].nroutes; i++) {
+            if (n == MAX_ROUTES)
+                return nx_err_set(err, NX_EINVAL, "too many routes (at most %d)", MAX_ROUTES);
+            if (compile(&table[n++], &groups[g], &groups[g].routes[i], err) != NX_OK)
+                return err->code;
         }
     }
     ntable = n;
@@ -166,7 +185,8 @@ int nx_router_match(nx_req_t *req, const char *method, const char *path, nx_err_
                                                                                  : "given");
     }
     req->route_entry = best->route;
-    req->route = best->route->pattern;
+    req->route = best->pattern;
+    req->api_version = best->version;
     if (fill_params(req, best, segs) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);
     return NX_OK;

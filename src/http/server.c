@@ -27,6 +27,7 @@
  */
 #include "core/nx.h"
 #include "http/server.h"
+#include "http/conn.h"
 #include "http/http_int.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -58,27 +59,8 @@ static int listen_fd = -1;
 static pthread_t acceptor;
 static atomic_bool accepting;
 static atomic_bool draining;
-static nx_auth_hook_cb auth_hook;
-static int (*check_caller)(nx_req_t *req, nx_err_t *err);
 
 bool nx_http_draining(void) { return atomic_load(&draining); }
-
-void nx_http_set_auth_hook(nx_auth_hook_cb fn) { auth_hook = fn; }
-
-int nx_http_run_auth(nx_req_t *req, nx_err_t *err)
-{
-    if (!auth_hook)
-        return nx_err_set(err, NX_EUNAUTHORIZED, "Authentication is required.");
-    int rc = auth_hook(req, err);
-    if (rc != NX_OK && !err->code)
-        nx_err_set(err, rc, NULL);
-    return rc;
-}
-
-int nx_http_check_caller(nx_req_t *req, nx_err_t *err)
-{
-    return check_caller ? check_caller(req, err) : NX_OK;
-}
 
 int nx_http_inflight(void) { return atomic_load(&nx_http_inflight_count); }
 
@@ -174,9 +156,9 @@ static void *accept_loop(void *arg)
 
 int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
 {
-    if (nx_router_init(o->routes, o->nroutes, err) != NX_OK)
+    if (nx_router_init(o->groups, o->ngroups, err) != NX_OK ||
+        nx_pipeline_init(o->stages, o->nstages, err) != NX_OK)
         return err->code;
-    check_caller = o->check_caller;
     struct sockaddr_storage ss = {0};
     if (resolve(o->host, o->port, &ss, err) != NX_OK)
         return err->code;

@@ -18,17 +18,14 @@ typedef struct nx_http_opts {
     int max_connections;       /* HTTP_MAX_CONNECTIONS */
     int per_ip_connections;    /* HTTP_PER_IP_CONNECTIONS, 0 = unlimited */
     int connection_timeout;    /* seconds idle before a connection is closed */
-    const nx_route_t *routes;  /* the route table (static) */
-    size_t nroutes;
-    /* Asks the database whether the authenticated caller may use the route
-     * (still a member; an admin for NX_ROUTE_ADMIN): NX_OK, or 401/403/503
-     * with err set. Run only before refusing a request for its body, so
-     * that who may call is answered before what they sent. May be NULL. */
-    int (*check_caller)(nx_req_t *req, nx_err_t *err);
+    const nx_route_group_t *groups; /* the route table (static) */
+    size_t ngroups;
+    const nx_stage_t *stages;  /* the request pipeline (static) */
+    size_t nstages;
 } nx_http_opts_t;
 
 /* Starts the server; *bound_port receives the actual port. NX_EINVAL for a
- * bad host or route table, NX_EUNAVAILABLE when the port cannot be bound. */
+ * bad host, route table or stage table, NX_EUNAVAILABLE when the port cannot be bound. */
 int nx_http_start(const nx_http_opts_t *opts, int *bound_port, nx_err_t *err);
 /* Stops accepting, waits up to drain_seconds for in-flight requests, then
  * stops the daemon (closing idle connections, joining pool threads).

@@ -12,23 +12,57 @@
 #include "core/nx.h"
 #include "db/target.h"
 
-#define NX_JOB_COST_SUMMARISE 10
-#define NX_JOB_COST_ANALYSE 25
-#define NX_JOBS_CHANNEL "nexus_jobs"
+#include <jansson.h>
 
-/* The cost of a job type ("summarise", "analyse"); -1 when unknown. */
-int nx_jobs_cost(const char *job_type);
+#define NX_JOBS_CHANNEL "nexus_jobs"
+#define NX_JOB_TEXT_MAX 100000 /* characters (code points) of a job's text */
+
+/* ---- job types (registry.c) ------------------------------------------------ */
+
+/* A provider entry point: turns a job's text into its output JSON (on the
+ * attempt's arena), or fails with err->detail as the job's error_message. */
+typedef int (*nx_job_run_cb)(nx_arena_t *a, const char *text, size_t len, char **out,
+                             nx_err_t *err);
+
+/* Everything about one type of job, declared once in registry.c. */
+typedef struct nx_job_type {
+    const char *name;          /* "summarise": API type and jobs.job_type */
+    int cost;                  /* credits debited at submission */
+    const char *title;         /* what it produces, for the API document */
+    /* Checks the input object; *text is the text to process (borrowed from
+     * input). field names the text member in errors ("text", "input.text"). */
+    int (*input)(json_t *input, const char *field, const char **text, nx_err_t *err);
+    const char *output_schema; /* its output's schema in openapi.json */
+    nx_job_run_cb run;         /* the provider entry point */
+} nx_job_type_t;
+
+/* The type called name, or NULL. */
+const nx_job_type_t *nx_job_type_find(const char *name);
+/* The i-th type (0-based), or NULL past the last: for listing them all. */
+const nx_job_type_t *nx_job_type_at(size_t i);
+
+/* ---- submission (queue.c) ---------------------------------------------------- */
+
+/* What one submission writes: the job's type, its text, and its metadata
+ * (a JSON object as text, "{}" when none). */
+typedef struct nx_job_submit {
+    const nx_job_type_t *type;
+    const char *text;
+    const char *metadata;
+} nx_job_submit_t;
 
 /*
  * create, part 1: queues the submission statement on the request's tenant
- * transaction (one statement: debit, job row, DEDUCTION). text must be valid
- * UTF-8 without NUL. Returns the statement index, or -1 on ENOMEM.
+ * transaction (one statement: debit, job row, DEDUCTION). The text must be
+ * valid UTF-8 without NUL. The answer is rendered for API version (1: v1's
+ * 202 body, 2: the v2 Job). Returns the statement index, or -1 on ENOMEM.
  */
-int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const char *job_type, const char *text);
+int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *job,
+                       int version);
 /*
- * create, part 2, after a successful nx_tx_run: *job_id and *body (the 202
- * JSON) borrowed from the result. NX_EPAYMENT when the balance was short
- * (nothing was inserted).
+ * create, part 2, after a successful nx_tx_run: *job_id and *body (the
+ * answer's JSON) borrowed from the result. NX_EPAYMENT when the balance was
+ * short (nothing was inserted).
  */
 int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char **body,
                           nx_err_t *err);

@@ -37,6 +37,8 @@
 
 /* ---- create ---------------------------------------------------------------- */
 
+/* $7 picks the API shape of the answer (1: v1's 202 body, 2: the v2 Job), so
+ * a submission renders only the shape it sends. */
 static const nx_stmt_t st_create = {
     "jobs_create",
     "WITH debit AS ("
@@ -44,35 +46,32 @@ static const nx_stmt_t st_create = {
     " WHERE organisation_id = $1::uuid AND balance >= $2::int"
     " RETURNING organisation_id"
     "), job AS ("
-    " INSERT INTO jobs (organisation_id, job_type, credits_charged, max_attempts, input_data)"
-    " SELECT organisation_id, $3, $2::int, $4::int, jsonb_build_object('text', $5::text)"
-    " FROM debit"
-    " RETURNING id, organisation_id, job_type, status, credits_charged"
+    " INSERT INTO jobs AS j (organisation_id, job_type, credits_charged, max_attempts,"
+    " input_data, metadata)"
+    " SELECT organisation_id, $3, $2::int, $4::int, jsonb_build_object('text', $5::text),"
+    " $6::json FROM debit"
+    " RETURNING j.id, j.organisation_id, j.job_type, j.credits_charged,"
+    " CASE WHEN $7::int = 2 THEN nx_job_v2_json(j)::text"
+    " ELSE json_build_object('job_id', j.id, 'status', j.status, 'job_type', j.job_type,"
+    " 'credits_charged', j.credits_charged)::text END AS body"
     "), deduction AS ("
     " INSERT INTO credit_transactions (organisation_id, amount, type, job_id, description)"
     " SELECT organisation_id, credits_charged, 'DEDUCTION', id, job_type || ' job'"
     " FROM job WHERE credits_charged > 0"
     ")"
-    " SELECT id, json_build_object('job_id', id, 'status', status, 'job_type', job_type,"
-    " 'credits_charged', credits_charged)::text FROM job",
-    5,
+    " SELECT id, body FROM job",
+    7,
 };
 
-int nx_jobs_cost(const char *job_type)
+int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *job,
+                       int version)
 {
-    if (strcmp(job_type, "summarise") == 0)
-        return NX_JOB_COST_SUMMARISE;
-    if (strcmp(job_type, "analyse") == 0)
-        return NX_JOB_COST_ANALYSE;
-    return -1;
-}
-
-int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const char *job_type, const char *text)
-{
-    char cost[16], attempts[16];
-    snprintf(cost, sizeof(cost), "%d", nx_jobs_cost(job_type));
+    char cost[16], attempts[16], ver[8];
+    snprintf(cost, sizeof(cost), "%d", job->type->cost);
     snprintf(attempts, sizeof(attempts), "%d", nx_cfg ? nx_cfg->job_max_attempts : 3);
-    const char *p[] = {org_id, cost, job_type, attempts, text};
+    snprintf(ver, sizeof(ver), "%d", version);
+    const char *p[] = {org_id, cost,     job->type->name, attempts,
+                       job->text, job->metadata ? job->metadata : "{}", ver};
     return nx_tx_add(tx, &st_create, p);
 }
 

@@ -137,7 +137,9 @@ static void run_attempt(nx_attempt_t *a)
     a->started_us = nx_time_mono_us();
     nx_err_t err = {0};
     char *out = NULL;
-    a->rc = nx_provider_run(a->arena, a->job_type, a->text, a->len, &out, &err);
+    const nx_job_type_t *type = nx_job_type_find(a->job_type);
+    a->rc = type ? type->run(a->arena, a->text, a->len, &out, &err)
+                 : nx_err_set(&err, NX_EINTERNAL, "unknown job type \"%s\"", a->job_type);
     long ms = (long)((nx_time_mono_us() - a->started_us) / 1000);
     if (a->rc == NX_OK) {
         a->output = out;

@@ -43,7 +43,13 @@ def test_openapi_document_is_valid_3_1(server):
     doc = r.json()
     assert doc["openapi"].startswith("3.1")
     with open(os.path.join(harness.ROOT, "src", "api", "openapi.json")) as f:
-        assert doc == json.load(f), "the binary serves a stale document"
+        source = json.load(f)
+    # served: the repository's document, completed (v2 copies, job registry)
+    assert set(source["paths"]) <= set(doc["paths"]), "the binary serves a stale document"
+    for path, item in source["paths"].items():
+        for method, op in item.items():
+            assert doc["paths"][path][method]["operationId"] == op["operationId"]
+    assert "${" not in r.body.decode()
     v = validate(doc)
     assert v.returncode == 0 and "valid 3.1" in v.stdout, v.stdout + v.stderr
     # The validator is real: a broken document is refused.
@@ -53,6 +59,35 @@ def test_openapi_document_is_valid_3_1(server):
     schemas = doc["components"]["schemas"]
     assert {"Problem", "ValidationProblem", "Health"} <= set(schemas)
     assert {"bearerAuth", "cookieAuth"} <= set(doc["components"]["securitySchemes"])
+
+
+def test_each_version_has_its_document(server):
+    both = server.get("/openapi.json").json()
+    for v, other in (("v1", "v2"), ("v2", "v1")):
+        r = server.get(f"/openapi/{v}.json")
+        assert r.status == 200
+        doc = r.json()
+        paths = set(doc["paths"])
+        assert any(p.startswith(f"/api/{v}/") for p in paths)
+        assert not any(p.startswith(f"/api/{other}/") for p in paths)
+        assert paths <= set(both["paths"])
+        check = validate(doc)
+        assert check.returncode == 0 and "valid 3.1" in check.stdout, check.stdout + check.stderr
+    # every v1 resource is under v2 too, except the v1 submission routes
+    v1 = {p[len("/api/v1"):] for p in both["paths"] if p.startswith("/api/v1/")}
+    v2 = {p[len("/api/v2"):] for p in both["paths"] if p.startswith("/api/v2/")}
+    assert v1 - v2 == {"/summarise", "/summarize", "/analyse"}
+    assert server.get("/openapi/v3.json").status == 404
+    # the job types and their costs are the server's
+    assert both["components"]["schemas"]["JobType"]["enum"] == ["summarise", "analyse"]
+    assert "Costs 10 credits" in both["paths"]["/api/v1/summarise"]["post"]["description"]
+
+
+def test_v1_is_marked_deprecated_when_configured(server_factory):
+    server = server_factory(API_V1_DEPRECATED_AT="2027-01-01")
+    doc = server.get("/openapi.json").json()
+    assert doc["paths"]["/api/v1/users"]["get"]["deprecated"] is True
+    assert "deprecated" not in doc["paths"]["/api/v2/users"]["get"]
 
 
 def sample_path(path, op):
@@ -100,9 +135,10 @@ def test_docs_page_and_assets_served_locally(server):
         assert a.status == 200, ref
         assert len(a.body) > 100, ref
         assert a.header("Content-Type").startswith(types[os.path.splitext(ref)[1]]), ref
-    # The UI is pointed at this server's document.
+    # The UI is pointed at this server's documents, one per version.
     init = [ref for ref in refs if ref.endswith(".js") and "swagger-ui" not in ref]
-    assert init and "/openapi.json" in server.get(init[0]).body.decode()
+    script = server.get(init[0]).body.decode() if init else ""
+    assert "/openapi/v1.json" in script and "/openapi/v2.json" in script
     bundle = server.get("/docs/swagger-ui-bundle.js")
     with open(os.path.join(WEB, "node_modules", "swagger-ui-dist", "swagger-ui-bundle.js"), "rb") as f:
         assert bundle.body == f.read()

@@ -13,13 +13,26 @@
 #include "core/nx.h"
 #include "http/http_int.h"
 #include "core/log.h"
+#include "core/util.h"
 
-void nx_mw_access_log(const nx_req_t *req, int status, int64_t duration_us,
-                      const char *termination)
+/* The status the client saw: what was sent, else what was due, else 499
+ * (the client went away before an answer was decided). */
+static int final_status(const nx_http_conn_t *hc)
 {
+    if (hc->state == NX_CONN_QUEUED)
+        return hc->resp.status;
+    return hc->err.code ? nx_err_status(hc->err.code) : 499;
+}
+
+int nx_http_stage_access_log(nx_req_t *req, nx_err_t *err)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    int status = final_status(hc);
+    int64_t duration_us = nx_time_mono_us() - hc->start_us;
+    const char *termination = hc->termination;
     int level = status >= 500 ? NX_LOG_ERROR : NX_LOG_INFO;
     if (level < nx_log_level)
-        return;
+        return NX_OK;
     nx_log_field_t f[10];
     int n = 0;
     f[n++] = NX_LS("request_id", req->request_id);
@@ -35,4 +48,5 @@ void nx_mw_access_log(const nx_req_t *req, int status, int64_t duration_us,
         f[n++] = NX_LS("termination", termination);
     f[n] = (nx_log_field_t){0};
     nx_log_write(level, "request", f);
+    return NX_OK;
 }

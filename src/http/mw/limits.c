@@ -83,6 +83,16 @@ int nx_mw_check_content_length(const char *cl, nx_err_t *err)
     return NX_OK;
 }
 
+int nx_http_stage_limits(nx_req_t *req, nx_err_t *err)
+{
+    if (!nx_http_conn_of(req)->has_body)
+        return NX_OK;
+    if ((req->route_entry->flags & NX_ROUTE_JSON) &&
+        nx_mw_check_content_type(nx_req_header(req, "Content-Type"), err) != NX_OK)
+        return err->code;
+    return nx_mw_check_content_length(nx_req_header(req, "Content-Length"), err);
+}
+
 int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err)
 {
     int rc = nx_buf_append(body, data, n);

@@ -10,6 +10,7 @@
 #include "core/nx.h"
 #include "http/http_int.h"
 #include "core/arena.h"
+#include "core/err.h"
 #include "core/util.h"
 
 bool nx_mw_request_id_sane(const char *s)
@@ -31,4 +32,10 @@ const char *nx_mw_request_id(nx_arena_t *arena, const char *client_id)
     if (id)
         nx_uuid_v4(id);
     return id;
+}
+
+int nx_http_stage_request_id(nx_req_t *req, nx_err_t *err)
+{
+    req->request_id = nx_mw_request_id(req->arena, nx_req_header(req, "X-Request-ID"));
+    return req->request_id ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
 }

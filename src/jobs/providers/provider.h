@@ -29,13 +29,12 @@ void nx_provider_global_init(void);
 void nx_provider_abort(bool on);
 bool nx_provider_aborting(void);
 
-/*
- * Runs the configured provider (nx_cfg->ai_provider) for job_type
- * ("summarise" or "analyse") on text[0..len). On NX_OK *out is the output
- * JSON (arena-owned); otherwise an NX_E* code with err->detail set.
- */
-int nx_provider_run(nx_arena_t *a, const char *job_type, const char *text, size_t len,
-                    char **out, nx_err_t *err);
+/* The configured provider (nx_cfg->ai_provider) for one job type, on
+ * text[0..len): the job registry's entry points. On NX_OK *out is the
+ * output JSON (arena-owned); otherwise an NX_E* code with err->detail set. */
+int nx_provider_summarise(nx_arena_t *a, const char *text, size_t len, char **out,
+                          nx_err_t *err);
+int nx_provider_analyse(nx_arena_t *a, const char *text, size_t len, char **out, nx_err_t *err);
 
 /* The local provider: deterministic and offline. Output JSON on the arena.
  * NX_ENOMEM only. */

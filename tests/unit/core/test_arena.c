@@ -115,20 +115,26 @@ static void test_utf8_and_uuid(void **state)
     assert_int_equal(nx_parse_int("101", 0, 100, &n), NX_EINVAL);
 }
 
-static void test_trim_blanks(void **state)
+static void test_name_rule(void **state)
 {
     (void)state;
     size_t n;
-    const char *s = nx_trim_blanks(" \t Acme Ltd \r\n", &n);
+    const char *in = " \t Acme Ltd \r\n";
+    const char *s = nx_name_check(in, strlen(in), &n);
     assert_int_equal(n, 8);
     assert_memory_equal(s, "Acme Ltd", 8);
-    s = nx_trim_blanks("Acme", &n);
+    s = nx_name_check("Acme", 4, &n);
     assert_int_equal(n, 4);
-    assert_memory_equal(s, "Acme", 4);
-    nx_trim_blanks(" \t\r\n ", &n);
-    assert_int_equal(n, 0);
-    nx_trim_blanks("", &n);
-    assert_int_equal(n, 0);
+    assert_null(nx_name_check(" \t\r\n ", 5, &n));        /* all blank */
+    assert_null(nx_name_check("", 0, &n));                   /* empty */
+    assert_null(nx_name_check("a\xff", 2, &n));             /* not UTF-8 */
+    assert_null(nx_name_check("a\0b", 3, &n));              /* a NUL inside */
+    char big[2 * NX_NAME_MAX + 3];
+    for (int i = 0; i < NX_NAME_MAX; i++)
+        memcpy(big + 2 * i, "\xc3\xa9", 2);                  /* 255 x "é": 510 bytes */
+    assert_non_null(nx_name_check(big, 2 * NX_NAME_MAX, &n)); /* characters, not bytes */
+    memcpy(big + 2 * NX_NAME_MAX, "x", 1);
+    assert_null(nx_name_check(big, 2 * NX_NAME_MAX + 1, &n)); /* 256 characters */
 }
 
 /* Every cut of every prefix of a mixed-width text lands on a boundary. */
@@ -162,7 +168,7 @@ int main(void)
         cmocka_unit_test(test_buf_ceiling),
         cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_utf8_and_uuid),
-        cmocka_unit_test(test_trim_blanks),
+        cmocka_unit_test(test_name_rule),
         cmocka_unit_test(test_utf8_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
