@@ -16,8 +16,9 @@
  * whatever its concurrency (architecture.md: keep connections few).
  *
  * Stopping: no new claims and no new attempts (queued ones are released at
- * once); running attempts get the drain timeout, then their leases are
- * released and outbound calls are abandoned.
+ * once); running attempts get the drain timeout, their leases still renewed
+ * (however long the drain, no other worker takes them meanwhile), then their
+ * leases are released and outbound calls are abandoned.
  *
  * A notification after a submission is sent at most once per
  * NOTIFY_INTERVAL_US per process; a woken dispatcher claims again
@@ -292,9 +293,11 @@ static bool claim(struct pool *p, nx_arena_t *scratch, int free)
     return n == limit;
 }
 
-static void renew(struct pool *p, nx_arena_t *scratch)
+/* Extends the leases of every attempt still ours: in flight, and finished
+ * but held for a retry of its write-back (carry). */
+static void renew(struct pool *p, nx_arena_t *scratch, nx_attempt_t **carry, int ncarry)
 {
-    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)p->window * sizeof(*v));
+    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)(p->window + ncarry) * sizeof(*v));
     int n = 0;
     if (!v)
         return;
@@ -302,6 +305,8 @@ static void renew(struct pool *p, nx_arena_t *scratch)
     for (nx_attempt_t *a = p->inflight; a && n < p->window; a = a->next)
         v[n++] = a; /* the fields read below never change after the claim */
     pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < ncarry; i++)
+        v[n++] = carry[i];
     if (!n)
         return;
     int lost = 0;
@@ -453,12 +458,19 @@ static void flush(struct pool *p, nx_arena_t *scratch, nx_attempt_t **v, nx_atte
         memcpy(carry, v, (size_t)n * sizeof(*v));
 }
 
-static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_t now)
+/* Lease renewal, reaping and pruning when due. Stopping, only the leases
+ * are renewed: a drain may outlast a lease (DRAIN_TIMEOUT up to 600 s,
+ * JOB_LEASE_SECONDS down to 2), and an attempt still running here must not
+ * be claimed again, or reaped and refunded, by another worker. */
+static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_t now,
+                   bool stopping, nx_attempt_t **carry, int ncarry)
 {
     if (now >= t->renew) {
-        renew(p, scratch);
+        renew(p, scratch, carry, ncarry);
         t->renew = now + (int64_t)p->lease_s * 1000000 / 3;
     }
+    if (stopping)
+        return;
     if (now >= t->reap) {
         reap(p, scratch);
         t->reap = now + (int64_t)(p->lease_s < 5 ? p->lease_s : 5) * 1000000;
@@ -471,11 +483,11 @@ static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_
 }
 
 /* Waits for a notification, a wake-up or the next timer. */
-static void wait_event(struct pool *p, struct timers *t, int free)
+static void wait_event(struct pool *p, struct timers *t, int free, int ncarry)
 {
     int64_t now = nx_time_mono_us();
     pthread_mutex_lock(&p->mu);
-    bool stopping = p->stopping, busy = p->ninflight > 0;
+    bool stopping = p->stopping, busy = p->ninflight > 0 || ncarry > 0;
     int64_t deadline = p->drain_deadline_us;
     pthread_mutex_unlock(&p->mu);
     int64_t until = t->poll;
@@ -523,8 +535,7 @@ static void *dispatcher_main(void *arg)
         if (stopping && drain_step(p, scratch, v, ncarry))
             break;
         int64_t now = nx_time_mono_us();
-        if (!stopping)
-            upkeep(p, scratch, &t, now);
+        upkeep(p, scratch, &t, now, stopping, carry, ncarry);
         if (now >= t.poll) {
             t.want_claim = true;
             t.poll = now + (int64_t)p->poll_ms * 1000;
@@ -538,7 +549,7 @@ static void *dispatcher_main(void *arg)
             t.want_claim = claim(p, scratch, free);
             free = free_slots(p, ncarry);
         }
-        wait_event(p, &t, free);
+        wait_event(p, &t, free, ncarry);
     }
     for (int i = 0; i < ncarry; i++)
         nx_attempt_free(carry[i]);

@@ -13,7 +13,8 @@ candidates[0].content.parts[].text. Modes (changeable while running):
 In any mode a prompt containing FAIL_MARKER gets a 500, so one worker can
 see some jobs fail and others succeed. Requests without x-goog-api-key are
 refused with 403, as Google does. Every request is recorded (time, job text
-fingerprint, overlap with another in-flight request for the same text).
+fingerprint, end time, overlap with another in-flight request for the same
+text).
 
 Run alone: python3 gemini_standin.py [MODE] [DELAY] - prints the base URL.
 """
@@ -32,7 +33,7 @@ class Standin:
         self.mode = mode
         self.delay = delay
         self.lock = threading.Lock()
-        self.requests = []          # dicts: t, path, key, fingerprint, status
+        self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
         self.overlaps = 0           # a text already being served arrived again
         self.seq = 0
@@ -126,6 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with s.lock:
                 s.inflight[fp] -= 1
+                rec["t_end"] = time.time()
 
     def _serve(self, s, mode, seq, prompt):
         if not self.path.endswith(":generateContent"):
