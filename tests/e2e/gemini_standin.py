@@ -5,7 +5,7 @@ POST /<version>/models/<model>:generateContent (any prefix) like Gemini:
 candidates[0].content.parts[].text. Modes (changeable while running):
 
   ok         200 with a summary, or a JSON analysis when the prompt asks for JSON
-  500        HTTP 500 with Google's error body
+  500        HTTP 500 with Google's error body (its message: `error_message`)
   malformed  HTTP 200 whose body is not a generateContent answer
   slow       sleeps `delay` seconds, then answers as ok
   flaky      every request whose sequence number is odd gets a 500, the rest ok
@@ -32,6 +32,7 @@ class Standin:
     def __init__(self, mode="ok", delay=3.0):
         self.mode = mode
         self.delay = delay
+        self.error_message = "An internal error has occurred."  # the 500s' error.message
         self.lock = threading.Lock()
         self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
@@ -137,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(403, "API key missing", "PERMISSION_DENIED")
             return 403
         if FAIL_MARKER in prompt or mode == "500" or (mode == "flaky" and seq % 2 == 1):
-            self._error(500, "An internal error has occurred.", "INTERNAL")
+            self._error(500, s.error_message, "INTERNAL")
             return 500
         if mode == "malformed":
             self._send(200, '{"candidates": "this is not what you asked for"}')

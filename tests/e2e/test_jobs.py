@@ -153,6 +153,30 @@ def test_failing_provider_retries_with_real_delay_then_refunds(db, server_factor
     assert usage["days"][0]["spent"] == 10 and usage["days"][0]["refunded"] == 10
 
 
+def test_issue11_non_ascii_provider_error_is_recorded(db, server_factory, workers, standin):
+    """A provider message cut at 160 bytes used to split a character: the
+    failure could not be written (22021), so the job waited for its lease to
+    run out. Cut on a character boundary, it is recorded at once: the retry
+    comes JOB_RETRY_DELAY_SECONDS later, error_message holds the message."""
+    standin.mode = "500"
+    standin.error_message = "a" * 159 + "é…"  # byte 160 falls inside the "é"
+    server = server_factory(JOB_MAX_ATTEMPTS=2)
+    t = Tenant(db, credits=100)
+    job_id = submit(server, t, "The provider explains itself.").json()["job_id"]
+    w = workers(**standin.env(JOB_RETRY_DELAY_SECONDS=1, JOB_POLL_INTERVAL_MS=200,
+                              JOB_LEASE_SECONDS=60))
+    j = wait_job(server, t, job_id, timeout=30)  # well before the 60 s lease
+    assert j["status"] == "failed" and j["attempt_count"] == 2, j
+    assert j["error_message"] == "gemini answered HTTP 500: " + "a" * 159 + "…"
+    starts = [ts(l["time"]) for l in w.events("job attempt started", job_id)]
+    assert len(starts) == 2 and 1.0 <= (starts[1] - starts[0]).total_seconds() < 10, starts
+    assert [l["retry_in_seconds"] for l in w.events("job retry scheduled", job_id)] == [1]
+    assert not w.events("could not write job results")
+    assert not w.events("job result refused by the database")
+    assert transactions(db, job_id) == ["DEDUCTION:10", "REFUND:10"]
+    assert t.balance() == 100 == t.ledger()
+
+
 def test_provider_errors_are_clear(db, server_factory, workers, standin):
     """Closed port, malformed answer, timeout: each fails the attempt with a
     clear error_message (one attempt each here: max_attempts is fixed when
