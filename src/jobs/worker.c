@@ -199,6 +199,14 @@ static int take(struct pool *p, int state, nx_attempt_t **v)
 
 static void log_outcome(const nx_attempt_t *a, int retry_delay)
 {
+    if (a->refused) {
+        nx_log(NX_LOG_ERROR, "job result refused by the database", NX_LS("job_id", a->job_id),
+               NX_LS("org_id", a->org_id), NX_LI("attempt", a->attempt),
+               NX_LS("recorded_as", a->status ? a->status : "nothing: the lease will expire"),
+               NX_LS("error", a->refused));
+        if (!a->status)
+            return;
+    }
     if (!a->status)
         nx_log(NX_LOG_WARN, "job attempt result discarded: lease lost",
                NX_LS("job_id", a->job_id), NX_LS("org_id", a->org_id),
@@ -236,6 +244,12 @@ static int write_back(struct pool *p, nx_arena_t *scratch, nx_attempt_t **v, int
     }
     nx_err_t err = {0};
     int rc = nok ? nx_queue_complete(p->db, scratch, p->owner, ok, nok, &err) : NX_OK;
+    for (int i = 0; rc == NX_OK && i < nok; i++)
+        if (ok[i]->refused) { /* an output the database will not store fails the attempt */
+            ok[i]->rc = NX_EINTERNAL;
+            ok[i]->error = "the attempt's output could not be stored";
+            bad[nbad++] = ok[i];
+        }
     if (rc == NX_OK && nbad)
         rc = nx_queue_fail(p->db, scratch, p->owner, p->retry_delay, bad, nbad, &err);
     if (rc == NX_EUNAVAILABLE)
@@ -332,7 +346,7 @@ static void reap(struct pool *p, nx_arena_t *scratch)
     if (rc == NX_OK && k)
         rc = nx_queue_fail(p->db, scratch, p->owner, p->retry_delay, v, k, &err);
     for (int i = 0; rc == NX_OK && i < k; i++)
-        if (v[i]->status)
+        if (v[i]->status || v[i]->refused)
             log_outcome(v[i], p->retry_delay);
     if (rc)
         nx_log(NX_LOG_WARN, "could not fail expired jobs", NX_LS("error", why(&err)));

@@ -366,6 +366,81 @@ static void test_released_attempt_claimed_by_another(void **state)
     free_all(a1, b1, NULL);
 }
 
+/* worker claims the two jobs a and b; out[0] is a's attempt, out[1] b's. */
+static void claim_two(nx_db_t *w, const char *worker, const char *a, const char *b,
+                      nx_attempt_t *out[2])
+{
+    nx_err_t err = {0};
+    nx_attempt_t *list = NULL;
+    int n = 0;
+    assert_int_equal(nx_queue_claim(w, arena, worker, LEASE, 5, &list, &n, &err), NX_OK);
+    assert_int_equal(n, 2);
+    bool first = strcmp(list->job_id, a) == 0;
+    out[first ? 0 : 1] = list;
+    out[first ? 1 : 0] = list->next;
+    assert_string_equal(out[0]->job_id, a);
+    assert_string_equal(out[1]->job_id, b);
+}
+
+static const char *error_message(const char *job)
+{
+    return sql_value(nx_arena_sprintf(arena, "SELECT coalesce(error_message, '-') FROM jobs"
+                                             " WHERE organisation_id = '" ORG "' AND id = '%s'",
+                                      job));
+}
+
+/* Issue 11, item 4: an error text that is not UTF-8 (a character cut in
+ * two, a stray byte) is recorded with U+FFFD in place of the bad bytes, and
+ * a row the database refuses never drops the other results of its batch. */
+static void test_issue11_one_bad_row_never_drops_the_batch(void **state)
+{
+    (void)state;
+    NEED_DB();
+    nx_err_t err = {0};
+    const char *p = submit(3), *q = submit(3);
+    nx_attempt_t *v[2];
+    claim_two(wa, WORKER_A, p, q, v);
+    v[0]->rc = v[1]->rc = NX_EUNAVAILABLE;
+    v[0]->error = "caf\xc3\xa9 cut: \xc3";
+    v[1]->error = "stray \xff byte";
+    assert_int_equal(nx_queue_fail(wa, arena, WORKER_A, 0, v, 2, &err), NX_OK);
+    assert_string_equal(v[0]->status, "pending");
+    assert_string_equal(v[1]->status, "pending");
+    assert_string_equal(error_message(p), "caf\xc3\xa9 cut: \xef\xbf\xbd");
+    assert_string_equal(error_message(q), "stray \xef\xbf\xbd byte");
+    free_all(v[0], v[1], NULL);
+
+    /* complete: an output the database refuses (not JSON) beside a good one */
+    claim_two(wa, WORKER_A, p, q, v);
+    v[0]->output = "{\"by\": \"A\"}";
+    v[1]->output = "{\"by\": ";
+    assert_int_equal(nx_queue_complete(wa, arena, WORKER_A, v, 2, &err), NX_OK);
+    assert_string_equal(v[0]->status, "completed");
+    assert_null(v[1]->status);
+    assert_non_null(v[1]->refused);
+    assert_null(v[0]->refused);
+    assert_string_equal(row(p), "completed 2 - A 0");
+    assert_string_equal(row(q), "running 2 " WORKER_A " - 0");
+
+    /* fail: a row the database refuses (a malformed id) beside a good one;
+     * the bad one, refused alone as well, is left to its lease */
+    nx_attempt_t *bad = nx_attempt_new();
+    assert_non_null(bad);
+    snprintf(bad->org_id, sizeof(bad->org_id), "%s", ORG);
+    snprintf(bad->job_id, sizeof(bad->job_id), "not-a-job-id");
+    bad->attempt = 1;
+    bad->error = "whatever";
+    nx_attempt_t *w[2] = {bad, v[1]};
+    v[1]->error = "output refused";
+    assert_int_equal(nx_queue_fail(wa, arena, WORKER_A, 0, w, 2, &err), NX_OK);
+    assert_string_equal(v[1]->status, "pending");
+    assert_string_equal(error_message(q), "output refused");
+    assert_null(bad->status);
+    assert_non_null(bad->refused);
+    assert_int_equal(err.code, 0);
+    free_all(v[0], v[1], bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_reaper_spares_a_renewed_lease),
         cmocka_unit_test(test_stale_attempt_of_the_same_worker),
         cmocka_unit_test(test_released_attempt_claimed_by_another),
+        cmocka_unit_test(test_issue11_one_bad_row_never_drops_the_batch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
