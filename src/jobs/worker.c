@@ -594,6 +594,7 @@ static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
     snprintf(p->role, sizeof(p->role), "%s", t->worker_role);
     char host[64] = "host", id[37];
     gethostname(host, sizeof(host) - 1);
+    host[nx_utf8_valid_prefix(host, strlen(host))] = '\0'; /* the owner is stored as text */
     nx_uuid_v4(id);
     snprintf(p->owner, sizeof(p->owner), "%.64s:%d:%.8s", host, (int)getpid(), id);
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

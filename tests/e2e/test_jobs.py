@@ -2,11 +2,16 @@
 tenant isolation - the real binary, real PostgreSQL, real worker processes,
 and a local Gemini stand-in for a provider that fails."""
 import json
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 
 import pytest
 
+import harness
 from gemini_standin import FAIL_MARKER, Standin
 from jobs_util import Tenant, Worker, job, submit, ts, wait_for, wait_job
 
@@ -175,6 +180,37 @@ def test_issue11_non_ascii_provider_error_is_recorded(db, server_factory, worker
     assert not w.events("job result refused by the database")
     assert transactions(db, job_id) == ["DEDUCTION:10", "REFUND:10"]
     assert t.balance() == 100 == t.ledger()
+
+
+def test_worker_on_a_host_whose_name_is_not_utf8(db, server_factory):
+    """The lease owner starts with the host name and is stored as text;
+    Linux allows any bytes in a host name. One that is not UTF-8 is cut
+    before its first bad byte, instead of every claim being refused."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("a private host name needs root (unshare -u)")
+    server = server_factory()
+    t = Tenant(db, credits=100)
+    job_id = submit(server, t).json()["job_id"]
+    code = ("import os, socket, sys; socket.sethostname(b'node-\\xc3\\xa9-\\xff-x'); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    env = dict(db.env, WORKER_CONCURRENCY="1", JOB_POLL_INTERVAL_MS="200")
+    with tempfile.TemporaryFile() as log:
+        p = subprocess.Popen(["unshare", "-u", "/usr/bin/python3", "-c", code, harness.BIN,
+                              "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: p.poll() is not None or
+                     job(server, t, job_id)["status"] == "completed", 30, what="the job")
+        finally:
+            p.terminate()
+            rc = p.wait(timeout=30)
+        log.seek(0)
+        out = log.read().decode("utf-8", "replace")
+    if "Operation not permitted" in out:
+        pytest.skip("no permission for a private host name")
+    assert rc == 0, out
+    assert job(server, t, job_id)["status"] == "completed", out
+    started = [json.loads(l) for l in out.splitlines() if '"job workers started"' in l]
+    assert started and started[0]["worker_id"].startswith("node-é-:"), out
 
 
 def test_provider_errors_are_clear(db, server_factory, workers, standin):
