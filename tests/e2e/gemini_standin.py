@@ -33,6 +33,7 @@ class Standin:
         self.mode = mode
         self.delay = delay
         self.error_message = "An internal error has occurred."  # the 500s' error.message
+        self.summary = None  # when set, the summary answered for every summarise prompt
         self.lock = threading.Lock()
         self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
@@ -145,7 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 200
         if mode == "slow":
             time.sleep(s.delay)
-        self._send(200, json.dumps(_candidate(_answer_text(prompt))))
+        text = s.summary if s.summary is not None and "JSON" not in prompt else None
+        self._send(200, json.dumps(_candidate(text or _answer_text(prompt))))
         return 200
 
 

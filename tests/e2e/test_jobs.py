@@ -437,6 +437,51 @@ def test_lists_pages_and_filters(db, server_factory):
         assert r.status == 422 and r.json()["errors"][0]["field"] == "days"
 
 
+def test_issue11_large_outputs_end_a_page_early(db, server_factory, workers, standin):
+    """Forty jobs with 100,000-character texts of control characters (each
+    output about 120 KB of JSON once escaped) used to make a page of them a
+    500 for every member: the 4 MiB page cap was an internal error. Now the
+    page ends early with a next_cursor; an item past the cap alone (a 4 MB
+    answer from the provider) is served on its own page."""
+    server = server_factory()
+    t = Tenant(db, credits=1000)
+    text = "x" + "\x01" * 99_998 + "y"
+    ids = []
+    for _ in range(40):
+        r = submit(server, t, text)
+        assert r.status == 202, r.body
+        ids.append(r.json()["job_id"])
+    w = workers(JOB_POLL_INTERVAL_MS=200)
+    for i in ids:
+        assert wait_job(server, t, i, timeout=120)["status"] == "completed"
+    w.stop()
+    standin.summary = "\x01" * 690_000  # its JSON, \u0001 escapes, just under 4 MiB
+    big = submit(server, t, "One huge answer.").json()["job_id"]
+    workers(**standin.env(JOB_POLL_INTERVAL_MS=200))
+    assert wait_job(server, t, big, timeout=60)["status"] == "completed"
+    newest_first = [big] + ids[::-1]
+
+    for limit in (100, 20, 7):
+        seen, pages, cursor = [], [], None
+        while len(pages) < 50:
+            r = server.get(f"/api/v1/jobs?limit={limit}" + (f"&cursor={cursor}" if cursor else ""),
+                           headers=t.headers, timeout=60)
+            assert r.status == 200, (limit, r.body[:300])
+            page = r.json()
+            assert 1 <= len(page["items"]) <= limit
+            assert len(r.body) <= 4 * 1024 * 1024 or len(page["items"]) == 1
+            pages.append(len(page["items"]))
+            seen += [j["id"] for j in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert seen == newest_first, limit  # every item once, in order
+        assert pages[0] == 1, pages  # the huge one alone
+        if limit == 100:
+            assert len(pages) >= 3, pages  # 40 outputs of about 120 KB pass 4 MiB
+    assert len(server.get(f"/api/v1/jobs/{big}", headers=t.headers).body) > 4_000_000
+
+
 def test_credits_cli(db):
     t = Tenant(db, credits=0)
     r = db.cli("credits", "grant", t.domain.upper(), "25", "--reason", "promo")
