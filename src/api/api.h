@@ -62,7 +62,9 @@ const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id);
 
 /* Sends {"items": [...], "next_cursor": ...} with status 200 from rows of
  * (item json, created_at epoch microseconds, id) fetched with LIMIT
- * page->limit + 1: the extra row only says that another page exists. */
+ * page->limit + 1: the extra row only says that another page exists. Items
+ * whose JSON would take the body past 4 MiB are left to the next page
+ * (next_cursor follows the last item served); a page has at least one. */
 int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err);
 
 /* A list route: parses ?limit and ?cursor, runs st with $1 the caller's

@@ -15,15 +15,34 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A page of 100 items of a few KB each stays far below this. */
+/* A page of 100 items of a few KB each stays far below this; large items
+ * (job outputs) end a page early instead. */
 #define PAGE_BODY_MAX (4 * 1024 * 1024)
+#define PAGE_ENVELOPE 1024 /* {"items": [...], "next_cursor": "..."} around them */
+
+/* How many of the first `shown` rows fit in PAGE_BODY_MAX, and their bytes.
+ * At least one: an item larger than that alone is served on its own page. */
+static int rows_that_fit(nx_res_t *r, int shown, size_t *bytes)
+{
+    size_t total = 0;
+    int i;
+    for (i = 0; i < shown; i++) {
+        size_t len = (size_t)nx_res_len(r, i, 0) + 2; /* ", " */
+        if (i > 0 && total + len > PAGE_BODY_MAX - PAGE_ENVELOPE)
+            break;
+        total += len;
+    }
+    *bytes = total;
+    return i;
+}
 
 int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
 {
     int rows = nx_res_rows(r);
-    int shown = rows > page->limit ? page->limit : rows;
+    size_t bytes;
+    int shown = rows_that_fit(r, rows > page->limit ? page->limit : rows, &bytes);
     nx_buf_t b;
-    nx_buf_init(&b, req->arena, PAGE_BODY_MAX);
+    nx_buf_init(&b, req->arena, bytes + PAGE_ENVELOPE);
     int rc = nx_buf_puts(&b, "{\"items\": [");
     for (int i = 0; rc == NX_OK && i < shown; i++) {
         if (i)
@@ -33,7 +52,7 @@ int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t
     }
     if (rc == NX_OK)
         rc = nx_buf_puts(&b, "], \"next_cursor\": ");
-    if (rc == NX_OK && rows > page->limit) {
+    if (rc == NX_OK && rows > shown) { /* the extra row, or rows left for size */
         const char *cur =
             nx_api_cursor(req, nx_res_get(r, shown - 1, 1), nx_res_get(r, shown - 1, 2));
         rc = cur ? nx_buf_json_str(&b, cur) : NX_ENOMEM;

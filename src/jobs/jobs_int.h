@@ -31,6 +31,9 @@ typedef struct nx_attempt {
     /* set by the queue after writing back: "completed", "pending" (retry),
      * "failed" (refunded) or NULL when the attempt was stale */
     const char *status;
+    /* set by the queue when the database refused this attempt's row (not a
+     * lost connection): why, for operators, on the attempt's arena */
+    const char *refused;
     struct nx_attempt *next;
 } nx_attempt_t;
 
@@ -44,12 +47,18 @@ void nx_attempt_free(nx_attempt_t *a);
 int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s, int limit,
                    nx_attempt_t **list, int *n, nx_err_t *err);
 /* complete: writes the outputs of the successful attempts in one statement;
- * sets each one's status ("completed" or NULL when stale). */
+ * sets each one's status ("completed" or NULL when stale). When the database
+ * refuses the batch for what a row holds, each attempt is written alone: the
+ * others are recorded and the bad one gets `refused` (its status NULL), for
+ * the caller to fail. NX_EUNAVAILABLE when the connection is lost. */
 int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
                       int n, nx_err_t *err);
 /* fail: per organisation, one tenant transaction: retry (pending, run_at =
  * now() + retry_delay) or, on the last attempt, failed + REFUND. Sets each
- * one's status ("pending", "failed" or NULL when stale). */
+ * one's status ("pending", "failed" or NULL when stale). Error texts are
+ * made valid UTF-8 first; a transaction still refused for what a row holds
+ * is redone one attempt at a time, and an attempt refused alone is failed
+ * with a neutral message instead (and gets `refused`). */
 int nx_queue_fail(nx_db_t *db, nx_arena_t *scratch, const char *owner, int retry_delay,
                   nx_attempt_t **v, int n, nx_err_t *err);
 /* Extends the leases of owner's running attempts; *lost counts those that

@@ -17,7 +17,10 @@
  * lease owner, so a late or duplicate finish changes nothing; the final
  * failure and its REFUND are one statement, and a unique index allows one
  * REFUND per job whatever happens.
- * Batches travel as one jsonb parameter read with jsonb_to_recordset.
+ * Batches travel as one jsonb parameter read with jsonb_to_recordset. Text
+ * going into it is made valid UTF-8 first, and a batch the database still
+ * refuses for what a row holds (not a lost connection) is written again one
+ * attempt at a time, so one bad row never drops the others' results.
  */
 #include "core/nx.h"
 #include "jobs/jobs.h"
@@ -27,6 +30,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "db/db.h"
 
 #include <stdio.h>
@@ -34,6 +38,8 @@
 #include <string.h>
 
 #define BATCH_JSON_MAX (64 * 1024 * 1024)
+/* stored instead of an error message the database refused */
+#define SAFE_ERROR "the attempt failed; its error message could not be stored"
 
 /* ---- create ---------------------------------------------------------------- */
 
@@ -186,6 +192,53 @@ static const char *batch_json(nx_arena_t *scratch, nx_attempt_t **v, int n, extr
     return rc ? NULL : b.data;
 }
 
+/* True when the database refused a statement for what it was given (bad
+ * data, a constraint) and the connection is fine: worth a row at a time. */
+static bool refused(nx_db_t *db, int rc)
+{
+    return rc != NX_OK && rc != NX_EUNAVAILABLE && nx_db_ok(db);
+}
+
+/* Notes on a why the database refused its row (operator detail). */
+static void mark_refused(nx_attempt_t *a, const nx_err_t *e)
+{
+    const char *why = e->log_detail[0] ? e->log_detail : e->detail;
+    a->refused = nx_arena_strdup(a->arena, why[0] ? why : nx_err_title(e->code));
+    if (!a->refused)
+        a->refused = nx_err_title(e->code);
+}
+
+/* Hands e to the caller's sink (first error wins) and returns rc. */
+static int pass_err(nx_err_t *err, const nx_err_t *e, int rc)
+{
+    if (err && !err->code)
+        *err = *e;
+    return rc;
+}
+
+/* Appends s as a JSON string, every byte that is not part of well-formed
+ * UTF-8 replaced by U+FFFD: jsonb refuses such text (22021), and with it
+ * the whole batch. */
+static int json_text(nx_buf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (nx_utf8_valid(s, n))
+        return nx_buf_json_str(b, s);
+    nx_buf_t clean;
+    nx_buf_init(&clean, b->arena, 3 * n + 1);
+    int rc = NX_OK;
+    for (size_t i = 0; rc == NX_OK && i < n;) {
+        size_t ok = nx_utf8_valid_prefix(s + i, n - i);
+        rc = nx_buf_append(&clean, s + i, ok);
+        i += ok;
+        if (rc == NX_OK && i < n) {
+            rc = nx_buf_append(&clean, "\xef\xbf\xbd", 3);
+            i++; /* the offending byte */
+        }
+    }
+    return rc ? rc : nx_buf_json_str(b, clean.data);
+}
+
 /* Marks v[i]->status from rows of (id, status). */
 static void mark_status(nx_res_t *r, nx_attempt_t **v, int n)
 {
@@ -222,8 +275,8 @@ static int extra_output(nx_buf_t *b, const nx_attempt_t *a)
     return nx_buf_puts(b, ", \"output\": ") || nx_buf_puts(b, a->output) ? NX_ENOMEM : NX_OK;
 }
 
-int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
-                      int n, nx_err_t *err)
+static int complete_batch(nx_db_t *db, nx_arena_t *scratch, const char *owner,
+                          nx_attempt_t **v, int n, nx_err_t *err)
 {
     const char *batch = batch_json(scratch, v, n, extra_output);
     if (!batch)
@@ -234,6 +287,24 @@ int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_at
     if (rc == NX_OK)
         mark_status(r, v, n);
     return rc;
+}
+
+int nx_queue_complete(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_attempt_t **v,
+                      int n, nx_err_t *err)
+{
+    nx_err_t e = {0};
+    int rc = complete_batch(db, scratch, owner, v, n, &e);
+    if (!refused(db, rc))
+        return rc ? pass_err(err, &e, rc) : NX_OK;
+    for (int i = 0; i < n; i++) { /* one bad row must not drop the others */
+        nx_err_clear(&e);
+        rc = complete_batch(db, scratch, owner, &v[i], 1, &e);
+        if (refused(db, rc))
+            mark_refused(v[i], &e);
+        else if (rc)
+            return pass_err(err, &e, rc);
+    }
+    return NX_OK;
 }
 
 /* ---- fail ------------------------------------------------------------------ */
@@ -274,7 +345,7 @@ static int extra_error(nx_buf_t *b, const nx_attempt_t *a)
 {
     const char *e = a->error && *a->error ? a->error : "the attempt failed";
     int rc = nx_buf_puts(b, ", \"error\": ");
-    rc = rc ? rc : nx_buf_json_str(b, e);
+    rc = rc ? rc : json_text(b, e);
     return rc ? rc : nx_buf_puts(b, a->reap ? ", \"reap\": true" : ", \"reap\": false");
 }
 
@@ -294,6 +365,27 @@ static int fail_org(nx_db_t *db, nx_arena_t *scratch, const char *owner, const c
     if (rc == NX_OK)
         mark_status(nx_tx_res(tx, idx), v, n);
     return rc;
+}
+
+/* After org's transaction was refused: its attempts one at a time, so the
+ * others are recorded; one refused alone is failed again with SAFE_ERROR
+ * (and if even that is refused, its lease will run out). */
+static int fail_each(nx_db_t *db, nx_arena_t *scratch, const char *owner, const char *delay,
+                     const char *org, nx_attempt_t **v, int n, nx_err_t *err)
+{
+    for (int i = 0; i < n; i++) {
+        nx_err_t e = {0};
+        int rc = fail_org(db, scratch, owner, delay, org, &v[i], 1, &e);
+        if (refused(db, rc)) {
+            mark_refused(v[i], &e);
+            v[i]->error = SAFE_ERROR;
+            nx_err_clear(&e);
+            rc = fail_org(db, scratch, owner, delay, org, &v[i], 1, &e);
+        }
+        if (rc && !refused(db, rc))
+            return pass_err(err, &e, rc);
+    }
+    return NX_OK;
 }
 
 int nx_queue_fail(nx_db_t *db, nx_arena_t *scratch, const char *owner, int retry_delay,
@@ -317,6 +409,10 @@ int nx_queue_fail(nx_db_t *db, nx_arena_t *scratch, const char *owner, int retry
             }
         nx_err_t e = {0};
         int rc = fail_org(db, scratch, owner, delay, v[i]->org_id, group, m, &e);
+        if (refused(db, rc)) {
+            nx_err_clear(&e);
+            rc = fail_each(db, scratch, owner, delay, v[i]->org_id, group, m, &e);
+        }
         if (rc && !first_rc) {
             first_rc = rc;
             *err = e;

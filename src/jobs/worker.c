@@ -16,8 +16,9 @@
  * whatever its concurrency (architecture.md: keep connections few).
  *
  * Stopping: no new claims and no new attempts (queued ones are released at
- * once); running attempts get the drain timeout, then their leases are
- * released and outbound calls are abandoned.
+ * once); running attempts get the drain timeout, their leases still renewed
+ * (however long the drain, no other worker takes them meanwhile), then their
+ * leases are released and outbound calls are abandoned.
  *
  * A notification after a submission is sent at most once per
  * NOTIFY_INTERVAL_US per process; a woken dispatcher claims again
@@ -200,6 +201,14 @@ static int take(struct pool *p, int state, nx_attempt_t **v)
 
 static void log_outcome(const nx_attempt_t *a, int retry_delay)
 {
+    if (a->refused) {
+        nx_log(NX_LOG_ERROR, "job result refused by the database", NX_LS("job_id", a->job_id),
+               NX_LS("org_id", a->org_id), NX_LI("attempt", a->attempt),
+               NX_LS("recorded_as", a->status ? a->status : "nothing: the lease will expire"),
+               NX_LS("error", a->refused));
+        if (!a->status)
+            return;
+    }
     if (!a->status)
         nx_log(NX_LOG_WARN, "job attempt result discarded: lease lost",
                NX_LS("job_id", a->job_id), NX_LS("org_id", a->org_id),
@@ -237,6 +246,12 @@ static int write_back(struct pool *p, nx_arena_t *scratch, nx_attempt_t **v, int
     }
     nx_err_t err = {0};
     int rc = nok ? nx_queue_complete(p->db, scratch, p->owner, ok, nok, &err) : NX_OK;
+    for (int i = 0; rc == NX_OK && i < nok; i++)
+        if (ok[i]->refused) { /* an output the database will not store fails the attempt */
+            ok[i]->rc = NX_EINTERNAL;
+            ok[i]->error = "the attempt's output could not be stored";
+            bad[nbad++] = ok[i];
+        }
     if (rc == NX_OK && nbad)
         rc = nx_queue_fail(p->db, scratch, p->owner, p->retry_delay, bad, nbad, &err);
     if (rc == NX_EUNAVAILABLE)
@@ -294,9 +309,11 @@ static bool claim(struct pool *p, nx_arena_t *scratch, int free)
     return n == limit;
 }
 
-static void renew(struct pool *p, nx_arena_t *scratch)
+/* Extends the leases of every attempt still ours: in flight, and finished
+ * but held for a retry of its write-back (carry). */
+static void renew(struct pool *p, nx_arena_t *scratch, nx_attempt_t **carry, int ncarry)
 {
-    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)p->window * sizeof(*v));
+    nx_attempt_t **v = nx_arena_alloc(scratch, (size_t)(p->window + ncarry) * sizeof(*v));
     int n = 0;
     if (!v)
         return;
@@ -304,6 +321,8 @@ static void renew(struct pool *p, nx_arena_t *scratch)
     for (nx_attempt_t *a = p->inflight; a && n < p->window; a = a->next)
         v[n++] = a; /* the fields read below never change after the claim */
     pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < ncarry; i++)
+        v[n++] = carry[i];
     if (!n)
         return;
     int lost = 0;
@@ -329,7 +348,7 @@ static void reap(struct pool *p, nx_arena_t *scratch)
     if (rc == NX_OK && k)
         rc = nx_queue_fail(p->db, scratch, p->owner, p->retry_delay, v, k, &err);
     for (int i = 0; rc == NX_OK && i < k; i++)
-        if (v[i]->status)
+        if (v[i]->status || v[i]->refused)
             log_outcome(v[i], p->retry_delay);
     if (rc)
         nx_log(NX_LOG_WARN, "could not fail expired jobs", NX_LS("error", why(&err)));
@@ -455,12 +474,19 @@ static void flush(struct pool *p, nx_arena_t *scratch, nx_attempt_t **v, nx_atte
         memcpy(carry, v, (size_t)n * sizeof(*v));
 }
 
-static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_t now)
+/* Lease renewal, reaping and pruning when due. Stopping, only the leases
+ * are renewed: a drain may outlast a lease (DRAIN_TIMEOUT up to 600 s,
+ * JOB_LEASE_SECONDS down to 2), and an attempt still running here must not
+ * be claimed again, or reaped and refunded, by another worker. */
+static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_t now,
+                   bool stopping, nx_attempt_t **carry, int ncarry)
 {
     if (now >= t->renew) {
-        renew(p, scratch);
+        renew(p, scratch, carry, ncarry);
         t->renew = now + (int64_t)p->lease_s * 1000000 / 3;
     }
+    if (stopping)
+        return;
     if (now >= t->reap) {
         reap(p, scratch);
         t->reap = now + (int64_t)(p->lease_s < 5 ? p->lease_s : 5) * 1000000;
@@ -473,11 +499,11 @@ static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_
 }
 
 /* Waits for a notification, a wake-up or the next timer. */
-static void wait_event(struct pool *p, struct timers *t, int free)
+static void wait_event(struct pool *p, struct timers *t, int free, int ncarry)
 {
     int64_t now = nx_time_mono_us();
     pthread_mutex_lock(&p->mu);
-    bool stopping = p->stopping, busy = p->ninflight > 0;
+    bool stopping = p->stopping, busy = p->ninflight > 0 || ncarry > 0;
     int64_t deadline = p->drain_deadline_us;
     pthread_mutex_unlock(&p->mu);
     int64_t until = t->poll;
@@ -525,8 +551,7 @@ static void *dispatcher_main(void *arg)
         if (stopping && drain_step(p, scratch, v, ncarry))
             break;
         int64_t now = nx_time_mono_us();
-        if (!stopping)
-            upkeep(p, scratch, &t, now);
+        upkeep(p, scratch, &t, now, stopping, carry, ncarry);
         if (now >= t.poll) {
             t.want_claim = true;
             t.poll = now + (int64_t)p->poll_ms * 1000;
@@ -540,7 +565,7 @@ static void *dispatcher_main(void *arg)
             t.want_claim = claim(p, scratch, free);
             free = free_slots(p, ncarry);
         }
-        wait_event(p, &t, free);
+        wait_event(p, &t, free, ncarry);
     }
     for (int i = 0; i < ncarry; i++)
         nx_attempt_free(carry[i]);
@@ -571,6 +596,7 @@ static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
     snprintf(p->role, sizeof(p->role), "%s", t->worker_role);
     char host[64] = "host", id[37];
     gethostname(host, sizeof(host) - 1);
+    host[nx_utf8_valid_prefix(host, strlen(host))] = '\0'; /* the owner is stored as text */
     nx_uuid_v4(id);
     snprintf(p->owner, sizeof(p->owner), "%.64s:%d:%.8s", host, (int)getpid(), id);
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -5,7 +5,7 @@ POST /<version>/models/<model>:generateContent (any prefix) like Gemini:
 candidates[0].content.parts[].text. Modes (changeable while running):
 
   ok         200 with a summary, or a JSON analysis when the prompt asks for JSON
-  500        HTTP 500 with Google's error body
+  500        HTTP 500 with Google's error body (its message: `error_message`)
   malformed  HTTP 200 whose body is not a generateContent answer
   slow       sleeps `delay` seconds, then answers as ok
   flaky      every request whose sequence number is odd gets a 500, the rest ok
@@ -13,7 +13,8 @@ candidates[0].content.parts[].text. Modes (changeable while running):
 In any mode a prompt containing FAIL_MARKER gets a 500, so one worker can
 see some jobs fail and others succeed. Requests without x-goog-api-key are
 refused with 403, as Google does. Every request is recorded (time, job text
-fingerprint, overlap with another in-flight request for the same text).
+fingerprint, end time, overlap with another in-flight request for the same
+text).
 
 Run alone: python3 gemini_standin.py [MODE] [DELAY] - prints the base URL.
 """
@@ -31,8 +32,10 @@ class Standin:
     def __init__(self, mode="ok", delay=3.0):
         self.mode = mode
         self.delay = delay
+        self.error_message = "An internal error has occurred."  # the 500s' error.message
+        self.summary = None  # when set, the summary answered for every summarise prompt
         self.lock = threading.Lock()
-        self.requests = []          # dicts: t, path, key, fingerprint, status
+        self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
         self.overlaps = 0           # a text already being served arrived again
         self.seq = 0
@@ -126,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with s.lock:
                 s.inflight[fp] -= 1
+                rec["t_end"] = time.time()
 
     def _serve(self, s, mode, seq, prompt):
         if not self.path.endswith(":generateContent"):
@@ -135,14 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(403, "API key missing", "PERMISSION_DENIED")
             return 403
         if FAIL_MARKER in prompt or mode == "500" or (mode == "flaky" and seq % 2 == 1):
-            self._error(500, "An internal error has occurred.", "INTERNAL")
+            self._error(500, s.error_message, "INTERNAL")
             return 500
         if mode == "malformed":
             self._send(200, '{"candidates": "this is not what you asked for"}')
             return 200
         if mode == "slow":
             time.sleep(s.delay)
-        self._send(200, json.dumps(_candidate(_answer_text(prompt))))
+        text = s.summary if s.summary is not None and "JSON" not in prompt else None
+        self._send(200, json.dumps(_candidate(text or _answer_text(prompt))))
         return 200
 
 

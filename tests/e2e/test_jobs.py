@@ -2,11 +2,16 @@
 tenant isolation - the real binary, real PostgreSQL, real worker processes,
 and a local Gemini stand-in for a provider that fails."""
 import json
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 
 import pytest
 
+import harness
 from gemini_standin import FAIL_MARKER, Standin
 from jobs_util import Tenant, Worker, job, submit, ts, wait_for, wait_job
 
@@ -151,6 +156,61 @@ def test_failing_provider_retries_with_real_delay_then_refunds(db, server_factor
     assert len(final) == 1 and final[0]["attempt"] == 3 and final[0]["org_id"] == t.org_id
     usage = server.get("/api/v1/credits/usage?days=1", headers=t.headers).json()
     assert usage["days"][0]["spent"] == 10 and usage["days"][0]["refunded"] == 10
+
+
+def test_issue11_non_ascii_provider_error_is_recorded(db, server_factory, workers, standin):
+    """A provider message cut at 160 bytes used to split a character: the
+    failure could not be written (22021), so the job waited for its lease to
+    run out. Cut on a character boundary, it is recorded at once: the retry
+    comes JOB_RETRY_DELAY_SECONDS later, error_message holds the message."""
+    standin.mode = "500"
+    standin.error_message = "a" * 159 + "é…"  # byte 160 falls inside the "é"
+    server = server_factory(JOB_MAX_ATTEMPTS=2)
+    t = Tenant(db, credits=100)
+    job_id = submit(server, t, "The provider explains itself.").json()["job_id"]
+    w = workers(**standin.env(JOB_RETRY_DELAY_SECONDS=1, JOB_POLL_INTERVAL_MS=200,
+                              JOB_LEASE_SECONDS=60))
+    j = wait_job(server, t, job_id, timeout=30)  # well before the 60 s lease
+    assert j["status"] == "failed" and j["attempt_count"] == 2, j
+    assert j["error_message"] == "gemini answered HTTP 500: " + "a" * 159 + "…"
+    starts = [ts(l["time"]) for l in w.events("job attempt started", job_id)]
+    assert len(starts) == 2 and 1.0 <= (starts[1] - starts[0]).total_seconds() < 10, starts
+    assert [l["retry_in_seconds"] for l in w.events("job retry scheduled", job_id)] == [1]
+    assert not w.events("could not write job results")
+    assert not w.events("job result refused by the database")
+    assert transactions(db, job_id) == ["DEDUCTION:10", "REFUND:10"]
+    assert t.balance() == 100 == t.ledger()
+
+
+def test_worker_on_a_host_whose_name_is_not_utf8(db, server_factory):
+    """The lease owner starts with the host name and is stored as text;
+    Linux allows any bytes in a host name. One that is not UTF-8 is cut
+    before its first bad byte, instead of every claim being refused."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("a private host name needs root (unshare -u)")
+    server = server_factory()
+    t = Tenant(db, credits=100)
+    job_id = submit(server, t).json()["job_id"]
+    code = ("import os, socket, sys; socket.sethostname(b'node-\\xc3\\xa9-\\xff-x'); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    env = dict(db.env, WORKER_CONCURRENCY="1", JOB_POLL_INTERVAL_MS="200")
+    with tempfile.TemporaryFile() as log:
+        p = subprocess.Popen(["unshare", "-u", "/usr/bin/python3", "-c", code, harness.BIN,
+                              "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: p.poll() is not None or
+                     job(server, t, job_id)["status"] == "completed", 30, what="the job")
+        finally:
+            p.terminate()
+            rc = p.wait(timeout=30)
+        log.seek(0)
+        out = log.read().decode("utf-8", "replace")
+    if "Operation not permitted" in out:
+        pytest.skip("no permission for a private host name")
+    assert rc == 0, out
+    assert job(server, t, job_id)["status"] == "completed", out
+    started = [json.loads(l) for l in out.splitlines() if '"job workers started"' in l]
+    assert started and started[0]["worker_id"].startswith("node-é-:"), out
 
 
 def test_provider_errors_are_clear(db, server_factory, workers, standin):
@@ -375,6 +435,51 @@ def test_lists_pages_and_filters(db, server_factory):
     for bad_days in ("0", "91", "x"):
         r = server.get(f"/api/v1/credits/usage?days={bad_days}", headers=t.headers)
         assert r.status == 422 and r.json()["errors"][0]["field"] == "days"
+
+
+def test_issue11_large_outputs_end_a_page_early(db, server_factory, workers, standin):
+    """Forty jobs with 100,000-character texts of control characters (each
+    output about 120 KB of JSON once escaped) used to make a page of them a
+    500 for every member: the 4 MiB page cap was an internal error. Now the
+    page ends early with a next_cursor; an item past the cap alone (a 4 MB
+    answer from the provider) is served on its own page."""
+    server = server_factory()
+    t = Tenant(db, credits=1000)
+    text = "x" + "\x01" * 99_998 + "y"
+    ids = []
+    for _ in range(40):
+        r = submit(server, t, text)
+        assert r.status == 202, r.body
+        ids.append(r.json()["job_id"])
+    w = workers(JOB_POLL_INTERVAL_MS=200)
+    for i in ids:
+        assert wait_job(server, t, i, timeout=120)["status"] == "completed"
+    w.stop()
+    standin.summary = "\x01" * 690_000  # its JSON, \u0001 escapes, just under 4 MiB
+    big = submit(server, t, "One huge answer.").json()["job_id"]
+    workers(**standin.env(JOB_POLL_INTERVAL_MS=200))
+    assert wait_job(server, t, big, timeout=60)["status"] == "completed"
+    newest_first = [big] + ids[::-1]
+
+    for limit in (100, 20, 7):
+        seen, pages, cursor = [], [], None
+        while len(pages) < 50:
+            r = server.get(f"/api/v1/jobs?limit={limit}" + (f"&cursor={cursor}" if cursor else ""),
+                           headers=t.headers, timeout=60)
+            assert r.status == 200, (limit, r.body[:300])
+            page = r.json()
+            assert 1 <= len(page["items"]) <= limit
+            assert len(r.body) <= 4 * 1024 * 1024 or len(page["items"]) == 1
+            pages.append(len(page["items"]))
+            seen += [j["id"] for j in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert seen == newest_first, limit  # every item once, in order
+        assert pages[0] == 1, pages  # the huge one alone
+        if limit == 100:
+            assert len(pages) >= 3, pages  # 40 outputs of about 120 KB pass 4 MiB
+    assert len(server.get(f"/api/v1/jobs/{big}", headers=t.headers).body) > 4_000_000
 
 
 def test_credits_cli(db):

@@ -1,5 +1,6 @@
 """Crash safety: workers killed with SIGKILL mid-attempt lose nothing, run
 nothing twice at once, and refund every failed job exactly once."""
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -181,3 +182,36 @@ def test_sigterm_with_the_database_down_exits_and_loses_nothing(db, pg, server_f
     j = wait_job(server, t, job_id, timeout=30)
     assert j["status"] == "completed", j
     assert t.balance() == 90 == t.ledger()
+
+
+def test_issue11_drain_longer_than_the_lease_keeps_the_leases(db, server_factory, workers,
+                                                              standin):
+    """SIGTERM while two attempts run that outlast the lease many times over
+    (provider 12 s, lease 3 s, drain 30 s): the stopping worker keeps
+    renewing its leases, so the other worker neither runs the jobs again nor
+    reaps the one on its last attempt; both complete once, nothing refunded."""
+    started, start = workers
+    standin.mode, standin.delay = "slow", 12.0
+    server = server_factory()
+    t = Tenant(db, credits=100)
+    ids = [submit(server, t, f"Attempt {i} outlives its lease by far.").json()["job_id"]
+           for i in range(2)]
+    db.sql(f"UPDATE jobs SET max_attempts = 1 WHERE id = '{ids[1]}'")  # a reap would refund
+    env = standin.env(JOB_LEASE_SECONDS=3, DRAIN_TIMEOUT=30, JOB_POLL_INTERVAL_MS=200,
+                      GEMINI_TIMEOUT_SECONDS=60)
+    a = start(**env)
+    wait_for(lambda: standin.count() == 2, 20, what="both provider calls")
+    b = start(**env)
+    a.proc.send_signal(signal.SIGTERM)
+    done = [wait_job(server, t, i, timeout=60) for i in ids]
+    assert a.proc.wait(timeout=60) == 0, a.log()
+    assert [(j["status"], j["attempt_count"]) for j in done] == [("completed", 1)] * 2, done
+    assert {l["job_id"] for l in a.events("job completed")} == set(ids)
+    assert not a.events("job leases lost")
+    assert not a.events("job attempt result discarded: lease lost")
+    assert not b.events("job attempt started") and not b.events("job failed, credits refunded")
+    # one provider call per job, and no two calls for one text at once
+    assert standin.count() == 2 and standin.overlaps == 0
+    assert all(r["t_end"] - r["t"] >= 12.0 for r in standin.requests)
+    assert t.balance() == 80 == t.ledger()
+    assert db.sql("SELECT count(*) FROM credit_transactions WHERE type = 'REFUND'") == "0"

@@ -22,6 +22,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -31,6 +32,7 @@
 #define ANSWER_MAX (4 * 1024 * 1024)
 #define REQUEST_MAX (2 * 1024 * 1024)
 #define MAX_KEYWORDS 10
+#define REASON_MAX 160 /* bytes of an error answer's message kept */
 
 static const char summarise_prompt[] =
     "Summarise the following text in at most three sentences. Answer with the summary "
@@ -99,14 +101,20 @@ static int request_body(nx_arena_t *a, bool analyse, const char *text, size_t le
     return NX_OK;
 }
 
-/* The short reason from an error answer's {"error": {"message"}}. */
+/* The short reason from an error answer's {"error": {"message"}}, cut on a
+ * character boundary (a split character is not text, and the queue could
+ * not record it) and marked with an ellipsis when cut. */
 static const char *error_reason(nx_arena_t *a, const char *body, size_t len)
 {
     json_t *root = json_loadb(body, len, 0, NULL);
     if (!root)
         return "";
     const char *msg = json_string_value(json_object_get(json_object_get(root, "error"), "message"));
-    char *out = msg ? nx_arena_sprintf(a, ": %.160s", msg) : "";
+    char *out = "";
+    if (msg) {
+        size_t n = strlen(msg), keep = nx_utf8_cut(msg, n, REASON_MAX);
+        out = nx_arena_sprintf(a, ": %.*s%s", (int)keep, msg, keep < n ? "\u2026" : "");
+    }
     json_decref(root);
     return out ? out : "";
 }
