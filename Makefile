@@ -1,6 +1,11 @@
 # NexusAPI - thin wrapper over CMake/CTest and the test suites.
+# Every target that builds runs scripts/install-deps.sh first: on a fresh
+# machine it installs what is missing, or, without root or sudo, says in
+# one line what is missing and to run `make deps` - never CMake's bare
+# "A required package was not found".
 #
-#   make            build build/nexusapi
+#   make            install what is missing, build build/nexusapi
+#   make deps       install what is missing (Debian packages; root or sudo)
 #   make run        install what is missing, build, serve on :8000 (embedded database)
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
@@ -18,17 +23,18 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 
-$(NPM_STAMP): web/package.json web/package-lock.json
+# deps first: npm itself may be what is missing
+$(NPM_STAMP): web/package.json web/package-lock.json | deps
 	@cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 web: $(NPM_STAMP)
 
-build: web
+build: deps web
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target nexusapi
 
-build-asan: web
+build-asan: deps web
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DNX_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
 

@@ -10,15 +10,15 @@
  *   --dir PATH                      read migrations from PATH, not the binary
  *
  * Works on the owner connection of db/target.h; with no DATABASE_URL that is
- * the embedded cluster, started for the command if it is not running (and
- * not migrated automatically: this verb decides what is applied).
+ * the embedded cluster, started for the command if it is not running. A
+ * downgrade pins the database below head until an upgrade reaches head
+ * again (db/migrate.h); current, history and upgrade/downgrade show the pin.
  */
 #include "core/nx.h"
 #include "cli/cli.h"
 #include "config/settings.h"
 #include "core/buf.h"
 #include "core/err.h"
-#include "db/cluster.h"
 #include "db/migrate.h"
 #include "db/target.h"
 
@@ -168,6 +168,23 @@ static void describe_current(const nx_migrate_t *m, char *out, size_t size)
     snprintf(out, size, "%s %s%s", a->version, a->name, is_head ? " (head)" : "");
 }
 
+/* "; pinned by a downgrade at T: ..." when a downgrade pinned the database,
+ * else "". */
+static void describe_pin(const nx_migrate_t *m, char *out, size_t size)
+{
+    if (!m->pinned)
+        snprintf(out, size, "%s", "");
+    else
+        snprintf(out, size, "; pinned by a downgrade at %s: serve leaves it there until "
+                 "\"nexusapi migrate upgrade head\"", m->pinned_at);
+}
+
+/* History's mark on the version a pinned database is at. */
+static const char *pin_mark(const nx_migrate_t *m, const nx_mig_applied_t *a)
+{
+    return m->pinned && a && a == &m->applied[m->napplied - 1] ? "  PINNED by a downgrade" : "";
+}
+
 static int history(const nx_migrate_t *m)
 {
     /* newest first, like alembic history: files and applied rows merged */
@@ -178,32 +195,35 @@ static int history(const nx_migrate_t *m)
         const nx_mig_applied_t *a = j > 0 ? &m->applied[j - 1] : NULL;
         if (f && (!a || f->vnum >= a->vnum)) {
             const nx_mig_applied_t *ap = nx_migrate_applied_find(m, f->version);
-            fprintf(stdout, "%s %s%s  %s%s%s%s\n", f->version, f->name, f == h ? " (head)" : "",
-                    ap ? "applied " : "pending", ap ? ap->applied_at : "",
+            fprintf(stdout, "%s %s%s  %s%s%s%s%s\n", f->version, f->name,
+                    f == h ? " (head)" : "", ap ? "applied " : "pending", ap ? ap->applied_at : "",
                     ap && strcmp(ap->checksum, f->checksum) != 0 ? "  CHANGED since applied"
                                                                   : "",
-                    f->no_tx ? "  [no-transaction]" : "");
+                    f->no_tx ? "  [no-transaction]" : "", pin_mark(m, ap));
             if (a && a->vnum == f->vnum)
                 j--;
             i--;
         } else if (a) { /* always: f is NULL or older, so j > 0 */
-            fprintf(stdout, "%s %s  applied %s  (no such file)\n", a->version, a->name,
-                    a->applied_at);
+            fprintf(stdout, "%s %s  applied %s  (no such file)%s\n", a->version, a->name,
+                    a->applied_at, pin_mark(m, a));
             j--;
         }
     }
+    if (m->pinned && m->napplied == 0)
+        fprintf(stdout, "base  PINNED by a downgrade\n");
     return NX_EXIT_OK;
 }
 
 static int current(const nx_migrate_t *m)
 {
-    char cur[256];
+    char cur[256], pin[256];
     describe_current(m, cur, sizeof(cur));
+    describe_pin(m, pin, sizeof(pin));
     size_t p = pending(m);
     if (p)
-        fprintf(stdout, "%s; %zu pending\n", cur, p);
+        fprintf(stdout, "%s; %zu pending%s\n", cur, p, pin);
     else
-        fprintf(stdout, "%s\n", cur);
+        fprintf(stdout, "%s%s\n", cur, pin);
     return NX_EXIT_OK;
 }
 
@@ -260,10 +280,10 @@ static int updown(nx_migrate_t *m, const struct args *a)
         return err.code == NX_EINVAL ? nx_cli_usage(usage, "%s", err.detail)
                                      : nx_cli_fail_err(&err);
     if (!a->sql) {
-        char cur[256];
+        char cur[256], pin[256];
         describe_current(m, cur, sizeof(cur));
-        fprintf(stdout, n ? "the database is at %s\n" : "nothing to do: the database is at %s\n",
-                cur);
+        describe_pin(m, pin, sizeof(pin));
+        fprintf(stdout, "%sthe database is at %s%s\n", n ? "" : "nothing to do: ", cur, pin);
     }
     return NX_EXIT_OK;
 }
@@ -282,7 +302,7 @@ int cmd_migrate(int argc, char **argv, nx_settings_t *s)
     if (nx_migrate_load(&m, a.dir, &err) != NX_OK)
         return nx_cli_fail("%s", err.detail); /* a bad file: a failure, not bad usage */
     nx_db_target_t t;
-    if (nx_db_target_open_unmigrated(&t, s, &err) != NX_OK) {
+    if (nx_db_target_open(&t, s, &err) != NX_OK) {
         nx_migrate_release(&m);
         return nx_cli_fail_err(&err);
     }

@@ -1,10 +1,10 @@
 /*
  * cmd_serve.c - `nexusapi serve [--migrate]`: the HTTP API.
  *
- * Order of start-up: resolve (and, embedded, start) the database; with an
- * external DATABASE_URL refuse a schema behind the latest migration unless
- * --migrate upgrades it first; point the per-thread runtime connections at
- * nexus_app; start the HTTP server; log "listening on http://HOST:PORT".
+ * Order of start-up: resolve (and, embedded, start) the database; bring the
+ * schema to head or refuse (check_schema); point the per-thread runtime
+ * connections at nexus_app; start the HTTP server; log "listening on
+ * http://HOST:PORT".
  * Then the main thread waits for SIGTERM/SIGINT (blocked in every thread
  * and taken with sigwait, so no handler runs at an awkward moment), and
  * shuts down in reverse: stop accepting, drain in-flight requests for up to
@@ -43,18 +43,25 @@ static void raise_fd_limit(void)
     }
 }
 
-/* External databases: upgrade (--migrate) or refuse a schema behind head. */
+/* --migrate upgrades to head in both modes. Without it, an embedded
+ * database that is fresh or behind is upgraded too - unless an operator
+ * pinned it with a downgrade - and an external one behind head is refused:
+ * a shared database is upgraded on purpose. A refusal is one line naming
+ * the versions and the commands that fix it. */
 static int check_schema(const nx_db_target_t *t, bool migrate, nx_err_t *err)
 {
-    if (migrate) {
-        if (nx_migrate_head(t->owner_conninfo, err) != NX_OK)
-            return err->code;
-        nx_log0(NX_LOG_INFO, "database migrated to head");
-        return NX_OK;
+    if (!migrate && !t->embedded)
+        return nx_migrate_require_head(t->owner_conninfo, err);
+    nx_migrate_change_t chg;
+    if (nx_migrate_head(t->owner_conninfo, !migrate, &chg, err) != NX_OK)
+        return err->code;
+    if (chg.steps > 0) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "database migrated from %s to %s", chg.from, chg.to);
+        nx_log(NX_LOG_INFO, msg, NX_LS("from", chg.from), NX_LS("to", chg.to),
+               NX_LI("migrations", chg.steps));
     }
-    if (t->embedded)
-        return NX_OK; /* the embedded cluster is migrated when it starts */
-    return nx_migrate_require_head(t->owner_conninfo, err);
+    return NX_OK;
 }
 
 static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
@@ -119,7 +126,8 @@ int cmd_serve(int argc, char **argv, nx_settings_t *s)
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
         {
             printf("usage: %s\n\n  --migrate  upgrade the database to the latest migration "
-                   "first\n",
+                   "first; without it,\n             an external database behind it, or one "
+                   "pinned by a downgrade,\n             is refused\n",
                    usage);
             return NX_EXIT_OK;
         }

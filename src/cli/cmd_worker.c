@@ -25,17 +25,12 @@
 
 static const char usage[] = "nexusapi worker";
 
-/* Refuses a database behind the latest migration (embedded: migrated when
- * the cluster starts). */
-static int check_schema(const nx_db_target_t *t, nx_err_t *err)
-{
-    return t->embedded ? NX_OK : nx_migrate_require_head(t->owner_conninfo, err);
-}
-
 static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
 {
     nx_err_t err = {0};
-    if (check_schema(t, &err) != NX_OK || nx_jobs_start(s, t, &err) != NX_OK)
+    /* workers never change the schema: serve or `migrate upgrade` does */
+    if (nx_migrate_require_head(t->owner_conninfo, &err) != NX_OK ||
+        nx_jobs_start(s, t, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     int sig = 0;
     while (sigwait(signals, &sig) != 0)

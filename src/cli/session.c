@@ -1,7 +1,9 @@
 /*
  * session.c - the setup and teardown every operator verb repeated: resolve
- * the database target (starting the embedded cluster if need be), create the
- * run's arena, connect as the owner; and, on the way out, release all three.
+ * the database target (starting the embedded cluster if need be), check that
+ * its schema is the one these verbs were built for (they never migrate it),
+ * create the run's arena, connect as the owner; and, on the way out, release
+ * all three.
  *
  * Also owns the two things those verbs did alike once connected: finding an
  * organisation from its id or domain, and printing a result as a table.
@@ -15,6 +17,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "db/migrate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +35,9 @@ int nx_cli_session_open(nx_cli_session_t *cs, nx_settings_t *s)
     if (nx_db_target_open(&cs->target, s, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     cs->arena = nx_arena_new(8192);
-    if (!cs->arena)
+    if (nx_migrate_require_head(cs->target.owner_conninfo, &err) != NX_OK)
+        rc = nx_cli_fail_err(&err);
+    else if (!cs->arena)
         rc = nx_cli_fail("out of memory");
     else if (nx_db_connect(&cs->owner, cs->target.owner_conninfo, NULL, &err) != NX_OK)
         rc = nx_cli_fail_err(&err);

@@ -29,9 +29,4 @@ bool nx_cluster_started_here(const nx_cluster_t *c);
  * it and nexusapi started it. NULL is a no-op. */
 void nx_cluster_close(nx_cluster_t *c);
 
-/* Like nx_db_target_open (db/target.h) but never migrates: for `migrate`,
- * which decides itself what to apply. */
-typedef struct nx_db_target nx_db_target_t;
-int nx_db_target_open_unmigrated(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *err);
-
 #endif

@@ -9,6 +9,8 @@
  * or statement by statement for "-- nexus:no-transaction" files, whose
  * statements (CREATE INDEX CONCURRENTLY) refuse a transaction block. Bodies
  * run through PQexec, the simple protocol, which takes many statements.
+ * The pin (migrate.h) lives in the database, not in a file, so it holds for
+ * every process and for an external DATABASE_URL alike.
  */
 #include "core/nx.h"
 #include "db/migrate.h"
@@ -40,6 +42,14 @@ static const char create_table_sql[] =
     "    checksum text NOT NULL,\n"
     "    applied_at timestamptz NOT NULL DEFAULT now()\n"
     ")";
+
+/* Written with each reverted version; dropped by an upgrade that ends at
+ * head. A table of its own: schema_migrations keeps one row per version. */
+static const char pin_sql[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations_pin (pinned_at timestamptz NOT NULL);\n"
+    "DELETE FROM schema_migrations_pin;\n"
+    "INSERT INTO schema_migrations_pin (pinned_at) VALUES (now());\n";
+static const char unpin_sql[] = "DROP TABLE IF EXISTS schema_migrations_pin;\n";
 
 /* ---- parsing ------------------------------------------------------------- */
 
@@ -476,12 +486,55 @@ static int exec_sql(PGconn *c, const char *sql, const char *what, nx_err_t *err)
     return query(c, sql, what, NULL, err);
 }
 
+/* One row of one column, or NX_EUNAVAILABLE naming what was read. */
+static int read_one(PGconn *c, const char *sql, const char *what, PGresult **out,
+                    nx_err_t *err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        set_pg_error(err, NX_EUNAVAILABLE, what, PQerrorMessage(c));
+        PQclear(r);
+        return err->code;
+    }
+    *out = r;
+    return NX_OK;
+}
+
+/* Sets m->pinned and m->pinned_at from schema_migrations_pin. */
+static int read_pin(nx_migrate_t *m, nx_err_t *err)
+{
+    static const char what[] = "could not read schema_migrations_pin";
+    PGconn *c = m->priv;
+    PGresult *r = NULL;
+    m->pinned = false;
+    m->pinned_at[0] = '\0';
+    if (read_one(c, "SELECT to_regclass('schema_migrations_pin') IS NOT NULL", what, &r,
+                 err) != NX_OK)
+        return err->code;
+    bool exists = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!exists)
+        return NX_OK;
+    if (read_one(c, "SELECT to_char(max(pinned_at) AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations_pin",
+                 what, &r, err) != NX_OK)
+        return err->code;
+    if (!PQgetisnull(r, 0, 0)) {
+        m->pinned = true;
+        snprintf(m->pinned_at, sizeof(m->pinned_at), "%s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return NX_OK;
+}
+
 static int read_applied(nx_migrate_t *m, nx_err_t *err)
 {
     PGconn *c = m->priv;
     nx_free(m->applied);
     m->applied = NULL;
     m->napplied = 0;
+    if (read_pin(m, err) != NX_OK)
+        return err->code;
     PGresult *r = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         set_pg_error(err, NX_EUNAVAILABLE, "could not read schema_migrations",
@@ -671,6 +724,8 @@ static int run_step(PGconn *c, const nx_mig_t *f, int dir, nx_err_t *err)
         }
         PQclear(r);
     }
+    if (rc == NX_OK && dir == NX_MIGRATE_DOWN)
+        rc = exec_sql(c, pin_sql, what, err);
     if (!f->no_tx) {
         if (rc == NX_OK)
             rc = exec_sql(c, "COMMIT", what, err);
@@ -725,9 +780,35 @@ static void render_step(nx_buf_t *b, const nx_mig_t *f, int dir)
         nx_buf_puts(b, "DELETE FROM schema_migrations WHERE version = ");
         sql_literal(b, f->version);
         nx_buf_puts(b, ";\n");
+        nx_buf_puts(b, pin_sql);
     }
     if (!f->no_tx)
         nx_buf_puts(b, "COMMIT;\n");
+}
+
+size_t nx_migrate_pending(const nx_migrate_t *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (!nx_migrate_applied_find(m, m->files[i].version))
+            n++;
+    return n;
+}
+
+/* After an upgrade that ends at head: the pin goes (rendered, or dropped). */
+static int unpin(nx_migrate_t *m, const nx_migrate_opts_t *o, nx_err_t *err)
+{
+    if (o->sql) {
+        nx_buf_printf(o->sql, "\n%s", unpin_sql);
+        return NX_OK;
+    }
+    if (!m->pinned)
+        return NX_OK;
+    if (exec_sql(m->priv, unpin_sql, "could not drop schema_migrations_pin", err) != NX_OK)
+        return err->code;
+    m->pinned = false;
+    m->pinned_at[0] = '\0';
+    return NX_OK;
 }
 
 static int run_locked(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *done, nx_err_t *err)
@@ -737,12 +818,15 @@ static int run_locked(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *done,
         return err->code;
     if (nx_migrate_verify(m, err) != NX_OK)
         return err->code;
+    if (o->unless_pinned && o->dir == NX_MIGRATE_UP && m->pinned && nx_migrate_pending(m) > 0)
+        return nx_migrate_behind(m, err);
     size_t *steps = nx_calloc(m->nfiles + m->napplied + 1, sizeof(*steps));
     size_t n = 0;
     if (!steps)
         return nx_err_set(err, NX_ENOMEM, "out of memory");
     int rc = o->dir == NX_MIGRATE_UP ? plan_up(m, o->target, steps, &n, err)
                                      : plan_down(m, o->target, steps, &n, err);
+    bool ends_at_head = rc == NX_OK && o->dir == NX_MIGRATE_UP && nx_migrate_pending(m) == n;
     if (rc == NX_OK && o->sql) {
         nx_buf_printf(o->sql, "-- nexusapi migrate %s %s: %zu step(s); generated, not run\n",
                       o->dir == NX_MIGRATE_UP ? "upgrade" : "downgrade",
@@ -767,6 +851,8 @@ static int run_locked(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *done,
     nx_free(steps);
     if (!o->sql && read_applied(m, err) != NX_OK)
         rc = err->code;
+    if (rc == NX_OK && ends_at_head)
+        rc = unpin(m, o, err);
     return rc;
 }
 
@@ -809,46 +895,4 @@ int nx_migrate_run(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *nsteps, 
     if (nsteps)
         *nsteps = done;
     return rc;
-}
-
-int nx_migrate_status(const char *owner_conninfo, bool *behind, nx_err_t *err)
-{
-    nx_migrate_t m;
-    *behind = false;
-    if (nx_migrate_load(&m, NULL, err) != NX_OK)
-        return err->code;
-    int rc = nx_migrate_connect(&m, owner_conninfo, err);
-    if (rc == NX_OK)
-        rc = nx_migrate_verify(&m, err);
-    for (size_t i = 0; rc == NX_OK && i < m.nfiles; i++)
-        if (!nx_migrate_applied_find(&m, m.files[i].version))
-            *behind = true;
-    nx_migrate_release(&m);
-    return rc;
-}
-
-int nx_migrate_head(const char *owner_conninfo, nx_err_t *err)
-{
-    nx_migrate_t m;
-    if (nx_migrate_load(&m, NULL, err) != NX_OK)
-        return err->code;
-    int rc = nx_migrate_connect(&m, owner_conninfo, err);
-    if (rc == NX_OK) {
-        nx_migrate_opts_t o = {.dir = NX_MIGRATE_UP, .target = "head"};
-        rc = nx_migrate_run(&m, &o, NULL, err);
-    }
-    nx_migrate_release(&m);
-    return rc;
-}
-
-int nx_migrate_require_head(const char *owner_conninfo, nx_err_t *err)
-{
-    bool behind = false;
-    if (nx_migrate_status(owner_conninfo, &behind, err) != NX_OK)
-        return err->code;
-    if (behind)
-        return nx_err_set(err, NX_ECONFLICT,
-                          "the database is behind the latest migration; run \"nexusapi "
-                          "migrate upgrade head\" first");
-    return NX_OK;
 }

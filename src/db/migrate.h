@@ -7,6 +7,11 @@
  * directory; applied versions live in schema_migrations with the SHA-256 of
  * the file. Concurrent migrators are serialised by a session advisory lock;
  * each migration runs in its own transaction unless marked otherwise.
+ *
+ * A downgrade pins the database: the one-row table schema_migrations_pin,
+ * written with each reverted version, says an operator chose a version
+ * below head, so `serve` does not upgrade it on its own. An upgrade that
+ * leaves the database at head drops the table.
  */
 #ifndef NX_DB_MIGRATE_H
 #define NX_DB_MIGRATE_H
@@ -53,6 +58,8 @@ typedef struct nx_migrate {
     size_t nfiles;
     nx_mig_applied_t *applied;
     size_t napplied;
+    bool pinned;          /* a downgrade pinned the database below head */
+    char pinned_at[40];   /* when, RFC 3339 UTC; "" when not pinned */
     void *priv;
 } nx_migrate_t;
 
@@ -71,6 +78,8 @@ void nx_migrate_release(nx_migrate_t *m);
 const nx_mig_t *nx_migrate_file_find(const nx_migrate_t *m, const char *version);
 /* The applied row for a version, or NULL. */
 const nx_mig_applied_t *nx_migrate_applied_find(const nx_migrate_t *m, const char *version);
+/* How many of the files are not applied. */
+size_t nx_migrate_pending(const nx_migrate_t *m);
 /* NX_ECONFLICT naming the first applied migration whose file changed. */
 int nx_migrate_verify(const nx_migrate_t *m, nx_err_t *err);
 
@@ -86,34 +95,46 @@ typedef struct nx_migrate_opts {
     nx_buf_t *sql;           /* non-NULL: render the SQL here, run nothing */
     nx_migrate_note_cb note; /* may be NULL */
     void *ctx;
+    bool unless_pinned;      /* up: refuse a pinned database (NX_ECONFLICT) */
 } nx_migrate_opts_t;
 
 /*
  * Upgrades or downgrades a connected engine as opts says. Takes the session
  * advisory lock, creates schema_migrations if missing, re-reads the applied
  * rows, refuses changed files (NX_ECONFLICT), then runs each step in its own
- * transaction. *nsteps (may be NULL) gets the number of steps done or
- * rendered. NX_EINVAL for a bad target; NX_EINTERNAL when a migration's SQL
+ * transaction; a reverted step pins the database in its transaction, and
+ * an upgrade that ends at head drops the pin. *nsteps (may be NULL) gets the
+ * number of steps done or rendered. NX_EINVAL for a bad target; NX_EINTERNAL when a migration's SQL
  * fails (detail names the version; the database error is in the detail too,
  * as this is an operator tool).
  */
 int nx_migrate_run(nx_migrate_t *m, const nx_migrate_opts_t *opts, size_t *nsteps,
                    nx_err_t *err);
 
-/*
- * For `serve` against an external database: connects to owner_conninfo and
- * sets *behind when a compiled-in migration is not applied. NX_ECONFLICT
- * when an applied migration's file changed; NX_EUNAVAILABLE when the
- * database cannot be reached.
- */
-int nx_migrate_status(const char *owner_conninfo, bool *behind, nx_err_t *err);
+/* ---- what serve, worker and the operator verbs need (migrate_head.c) ---- */
 
-/* For `serve` and `worker` against an external database: NX_ECONFLICT,
- * naming the command that fixes it, when the schema is behind head. */
+/* Sets err (NX_ECONFLICT) to the one line saying that the connected m is
+ * behind head: its version, head, the pin if any, the commands that fix it.
+ * Returns NX_ECONFLICT. */
+int nx_migrate_behind(const nx_migrate_t *m, nx_err_t *err);
+
+/* For the verbs built for the compiled-in schema (serve, worker, org, user,
+ * credits, token): NX_ECONFLICT, as nx_migrate_behind, when the database is
+ * behind head or an applied file changed; NX_EUNAVAILABLE when it cannot be
+ * reached. Nothing is written. */
 int nx_migrate_require_head(const char *owner_conninfo, nx_err_t *err);
 
-/* Connects and upgrades to head with the compiled-in migrations (the
- * embedded cluster does this at start). */
-int nx_migrate_head(const char *owner_conninfo, nx_err_t *err);
+/* What nx_migrate_head did: from and to are versions or "base". */
+typedef struct nx_migrate_change {
+    char from[16];
+    char to[16];
+    size_t steps; /* migrations applied; 0: from and to are "" */
+} nx_migrate_change_t;
+
+/* Connects and upgrades to head with the compiled-in migrations, which
+ * clears a pin. With unless_pinned, a pinned database behind head is left
+ * as it is: NX_ECONFLICT as nx_migrate_behind. *chg may be NULL. */
+int nx_migrate_head(const char *owner_conninfo, bool unless_pinned, nx_migrate_change_t *chg,
+                    nx_err_t *err);
 
 #endif

@@ -5,14 +5,14 @@
  * log in with APP_DATABASE_URL / WORKER_DATABASE_URL, or else connect as the
  * owner and SET ROLE nexus_app / nexus_worker. Nothing is started.
  * DATABASE_URL unset: the embedded cluster (db/cluster.c), where every role
- * logs in directly over the unix socket, migrated to head on open.
+ * logs in directly over the unix socket. Opening never changes the schema:
+ * that is for `migrate` and for `serve` (db/migrate_head.c).
  */
 #include "core/nx.h"
 #include "db/target.h"
 #include "config/settings.h"
 #include "core/err.h"
 #include "db/cluster.h"
-#include "db/migrate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +41,7 @@ static int open_external(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *er
     return NX_OK;
 }
 
-int nx_db_target_open_unmigrated(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *err)
+int nx_db_target_open(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *err)
 {
     memset(t, 0, sizeof(*t));
     if (s->database_url && s->database_url[0])
@@ -55,17 +55,6 @@ int nx_db_target_open_unmigrated(nx_db_target_t *t, const nx_settings_t *s, nx_e
     nx_cluster_conninfo(c, "nexus", t->owner_conninfo, sizeof(t->owner_conninfo));
     nx_cluster_conninfo(c, "nexus_app", t->app_conninfo, sizeof(t->app_conninfo));
     nx_cluster_conninfo(c, "nexus_worker", t->worker_conninfo, sizeof(t->worker_conninfo));
-    return NX_OK;
-}
-
-int nx_db_target_open(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *err)
-{
-    if (nx_db_target_open_unmigrated(t, s, err) != NX_OK)
-        return err->code;
-    if (t->embedded && nx_migrate_head(t->owner_conninfo, err) != NX_OK) {
-        nx_db_target_close(t);
-        return err->code;
-    }
     return NX_OK;
 }
 

@@ -23,8 +23,9 @@ typedef struct nx_db_target {
     void *priv;                 /* private to target.c */
 } nx_db_target_t;
 
-/* Resolves (and, embedded, starts if needed) the database. NX_EUNAVAILABLE
- * with a client-safe detail when the cluster cannot be started. */
+/* Resolves (and, embedded, starts if needed) the database; never changes
+ * its schema. NX_EUNAVAILABLE with a client-safe detail when the cluster
+ * cannot be started. */
 int nx_db_target_open(nx_db_target_t *t, const nx_settings_t *s, nx_err_t *err);
 /* Stops the embedded cluster if this process started it. Idempotent. */
 void nx_db_target_close(nx_db_target_t *t);

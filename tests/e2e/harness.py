@@ -188,6 +188,19 @@ class Process:
         os.unlink(self.logfile.name)
         return rc
 
+    def finish(self, timeout=120):
+        """For a process expected to stop by itself (a refusal at start-up):
+        waits (killing it past timeout: status None), removes the log file
+        and returns (exit status, output)."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGKILL)
+            rc = None
+        out = self.log()
+        os.unlink(self.logfile.name)
+        return rc, out
+
 
 class Server(Process):
     """`nexusapi serve` on 127.0.0.1:<free port>, log captured to a file."""

@@ -229,3 +229,129 @@ def test_cluster_of_a_crashed_serve_is_reused_then_stopped(data_dir):
     assert "(head)" in r.stdout
     assert "starting the embedded database" not in r.stderr
     assert wait_no_cluster(data_dir, 10), "the last nexusapi out did not stop the cluster"
+
+
+def psql(env, sql):
+    """`nexusapi db psql` running one command: stdout (unaligned, tuples only)."""
+    return ok(harness.run_cli(["db", "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                               "-c", sql], env)).stdout
+
+
+def applied(env):
+    return psql(env, "SELECT version FROM schema_migrations ORDER BY version").split()
+
+
+def one_line(text):
+    lines = [ln for ln in text.splitlines() if ln.strip()
+             and "the embedded database" not in ln]  # start/stop progress notes
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_issue11_downgrade_is_not_undone_by_the_next_command(data_dir):
+    """Issue 11, item 1: after `migrate downgrade 0001`, `db psql` and the
+    operator verbs leave the schema alone, `serve` refuses with one line and
+    `serve --migrate` (or `migrate upgrade head`) is what brings it back."""
+    env = emb_env(data_dir)
+    head = versions()[-1]
+    ok(harness.run_cli(["migrate", "upgrade", "head"], env))
+    r = ok(harness.run_cli(["migrate", "downgrade", "0001"], env))
+    assert "reverted 0002 add_avatar_url_to_users" in r.stdout
+    down = r.stdout
+
+    # the seed's demo: inspect the table after the downgrade
+    table = psql(env, r"\d users")
+    assert "email" in table and "avatar_url" not in table, table
+    assert applied(env) == ["0001"]
+    assert "pinned" in down, down
+
+    # operator verbs need the schema they were built for: one line, exit 1
+    for args in (["org", "list"], ["user", "list", "--org", "acme.test"],
+                 ["credits", "show", "acme.test"], ["token", "ada@acme.test"]):
+        r = harness.run_cli(args, env)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        line = one_line(r.stderr)
+        assert "0001" in line and head in line and "nexusapi migrate upgrade head" in line, line
+    assert applied(env) == ["0001"]
+
+    # the pin is shown by current and history
+    r = ok(harness.run_cli(["migrate", "current"], env))
+    assert r.stdout.startswith("0001 initial_schema") and "pinned" in r.stdout, r.stdout
+    hist = ok(harness.run_cli(["migrate", "history"], env)).stdout.splitlines()
+    assert [ln for ln in hist if "PINNED" in ln] == [ln for ln in hist if ln.startswith("0001")]
+
+    # serve and worker say what they do not do, in one line, and exit non-zero
+    for args in (["serve"], ["worker"]):
+        rc, out = harness.Process(args, dict(env, PORT="0", WORKER_CONCURRENCY="1")).finish()
+        assert rc == 1, (args, rc, out)
+        line = one_line(out)
+        assert "0001" in line and "pinned" in line and head in line, line
+        assert "nexusapi migrate upgrade head" in line, line
+    assert "nexusapi serve --migrate" in line
+    assert applied(env) == ["0001"]
+    assert wait_no_cluster(data_dir, 10)
+
+    # serve --migrate upgrades, says so, and clears the pin
+    srv = harness.Server(env, args=("serve", "--migrate"))
+    try:
+        r = ok(harness.run_cli(["migrate", "current"], env))
+        assert "(head)" in r.stdout and "pinned" not in r.stdout, r.stdout
+    finally:
+        assert srv.stop(signal.SIGINT) == 0
+        log = srv.log()
+        os.unlink(srv.logfile.name)
+    assert f"database migrated from 0001 to {head}" in log, log
+    ok(harness.run_cli(["org", "list"], env))
+    assert "avatar_url" in psql(env, r"\d users")
+
+
+def test_issue11_upgrade_head_clears_the_pin(data_dir):
+    env = emb_env(data_dir)
+    ok(harness.run_cli(["migrate", "upgrade", "head"], env))
+    ok(harness.run_cli(["migrate", "downgrade", "-2"], env))
+    r = ok(harness.run_cli(["migrate", "upgrade", versions()[-2]], env))
+    assert "pinned" in r.stdout  # short of head: still where the operator put it
+    r = ok(harness.run_cli(["migrate", "upgrade", "head"], env))
+    assert "pinned" not in r.stdout, r.stdout
+    assert psql(env, "SELECT to_regclass('schema_migrations_pin') IS NULL") == "t\n"
+    srv = harness.Server(env)
+    try:
+        assert srv.get("/health").status == 200
+    finally:
+        assert srv.stop(signal.SIGINT) == 0
+        log = srv.log()
+        os.unlink(srv.logfile.name)
+    assert "database migrated" not in log, log
+
+
+def test_issue11_only_serve_brings_a_behind_database_to_head(data_dir):
+    """A fresh or behind (never downgraded) embedded database: db psql and
+    the operator verbs leave it as it is, serve migrates it and says so."""
+    env = emb_env(data_dir)
+    head = versions()[-1]
+    assert psql(env, "SELECT to_regclass('users') IS NULL") == "t\n"
+    r = harness.run_cli(["org", "list"], env)
+    assert r.returncode == 1, r.stderr
+    line = one_line(r.stderr)
+    assert "base" in line and head in line and "nexusapi migrate upgrade head" in line, line
+    assert psql(env, "SELECT to_regclass('schema_migrations') IS NULL") == "t\n"
+
+    ok(harness.run_cli(["migrate", "upgrade", "0003"], env))
+    srv = harness.Server(env)
+    try:
+        assert srv.get("/health").status == 200
+    finally:
+        assert srv.stop(signal.SIGINT) == 0
+        log = srv.log()
+        os.unlink(srv.logfile.name)
+    assert f"database migrated from 0003 to {head}" in log, log
+    assert applied(env) == versions()
+
+    srv = harness.Server(env)  # at head: nothing to do, nothing said
+    try:
+        assert srv.get("/health").status == 200
+    finally:
+        assert srv.stop(signal.SIGINT) == 0
+        log = srv.log()
+        os.unlink(srv.logfile.name)
+    assert "database migrated" not in log, log

@@ -254,3 +254,83 @@ def test_bad_migration_file_is_refused(fresh_db, mig_dir):
     r = fresh_db.cli("migrate", "upgrade", "head", "--dir", mig_dir)
     assert r.returncode == 1 and "0099_bad.sql" in r.stderr
     assert applied(fresh_db) == []
+
+
+def pinned(db):
+    return db.sql("SELECT to_regclass('schema_migrations_pin') IS NOT NULL") == "t" and \
+        db.sql("SELECT count(*) FROM schema_migrations_pin") == "1"
+
+
+def refusal(db, *args):
+    """A long-running verb that must refuse: its one line (exit status 1)."""
+    rc, out = harness.Process(args, dict(db.env, PORT="0", WORKER_CONCURRENCY="1")).finish()
+    assert rc == 1, (args, rc, out)
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_issue11_downgrade_pins_an_external_database(db):
+    """Issue 11, item 1, with DATABASE_URL: the pin lives in the database, so
+    every later process sees it; serve names it; --migrate or `upgrade head`
+    clears it."""
+    head = versions()[-1][0]
+    r = ok(db.cli("migrate", "downgrade", "0001"))
+    assert "pinned by a downgrade" in r.stdout, r.stdout
+    assert pinned(db) and applied(db) == ["0001"]
+    assert "pinned" in ok(db.cli("migrate", "current")).stdout
+
+    for verb in ("serve", "worker"):
+        line = refusal(db, verb)
+        assert f"needs the database at {head} (head) but it is at 0001, pinned" in line, line
+        assert "nexusapi migrate upgrade head" in line and "nexusapi serve --migrate" in line
+    r = db.cli("org", "list")
+    assert r.returncode == 1 and "0001" in r.stderr and "pinned" in r.stderr, r.stderr
+    assert applied(db) == ["0001"] and pinned(db)
+
+    srv = harness.Server(db.env, args=("serve", "--migrate"))
+    status = srv.get("/health").status
+    assert srv.close() == 0 and status == 200
+    assert applied(db) == [v for v, _ in versions()] and not pinned(db)
+
+    ok(db.cli("migrate", "downgrade", "-1"))
+    assert pinned(db)
+    r = ok(db.cli("migrate", "upgrade", "head"))
+    assert "pinned" not in r.stdout and not pinned(db)
+    ok(db.cli("org", "list"))
+
+
+def test_issue11_external_database_behind_head(fresh_db):
+    """Never downgraded, behind head: serve refuses without --migrate (a
+    shared database is upgraded on purpose), worker and the operator verbs
+    refuse, --migrate upgrades and says from where to where."""
+    db = fresh_db
+    head = versions()[-1][0]
+    ok(db.cli("migrate", "upgrade", "0003"))
+    assert not pinned(db)
+    for verb in ("serve", "worker"):
+        line = refusal(db, verb)
+        assert f"needs the database at {head} (head) but it is at 0003;" in line, line
+    r = db.cli("user", "list", "--org", "acme.test")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "0003" in r.stderr and "nexusapi migrate upgrade head" in r.stderr
+    assert applied(db) == ["0001", "0002", "0003"]
+
+    srv = harness.Server(db.env, args=("serve", "--migrate"))
+    log = srv.log()
+    assert srv.close() == 0
+    assert f"database migrated from 0003 to {head}" in log, log
+    assert applied(db) == [v for v, _ in versions()]
+
+
+def test_issue11_sql_scripts_carry_the_pin(db):
+    r = ok(db.cli("migrate", "downgrade", "-1", "--sql"))
+    assert "schema_migrations_pin" in r.stdout and not pinned(db)
+    db.pg.psql(r.stdout, dbname=db.name, user=db.name, script=True)
+    assert pinned(db)
+    assert "pinned" in ok(db.cli("migrate", "current")).stdout
+    r = ok(db.cli("migrate", "upgrade", "head", "--sql"))
+    assert "DROP TABLE IF EXISTS schema_migrations_pin" in r.stdout
+    db.pg.psql(r.stdout, dbname=db.name, user=db.name, script=True)
+    assert not pinned(db)
+    ok(db.cli("migrate", "check"))
