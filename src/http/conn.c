@@ -7,8 +7,9 @@
  *      is only recorded here - queueing a response on the first call loses
  *      keep-alive - unless the client announced a body, which we then refuse
  *      at once instead of reading it.
- *   2. zero or more body chunks: appended under the 1 MiB ceiling; the
- *      rest of a chunked body passing it is read and dropped (up to 8 MiB,
+ *   2. zero or more body chunks: appended under the 1 MiB ceiling when the
+ *      route takes a body, else read and dropped (never kept); the rest of
+ *      a chunked body passing the ceiling is read and dropped (up to 8 MiB,
  *      else the connection is closed), as MHD can answer only once the
  *      request is complete; a too-long Content-Length got 413 in step 1.
  *   3. request complete: parse the JSON body, run the handler, queue.
@@ -162,20 +163,25 @@ static enum MHD_Result dispatch(nx_http_conn_t *hc)
  */
 #define NX_BODY_DROP_MAX (8 * (size_t)NX_BODY_MAX)
 
+/* A body is kept only for a route that takes one (NX_ROUTE_JSON); on any
+ * other route it is read and dropped as it arrives, so a client cannot
+ * make a connection hold more than MHD's own buffer. */
 static enum MHD_Result on_body(nx_http_conn_t *hc, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
-    if (!hc->err.code) {
-        if (!hc->body_init) {
-            nx_buf_init(&hc->body, hc->req.arena, NX_BODY_MAX);
-            hc->body_init = true;
-        }
-        if (nx_mw_body_append(&hc->body, data, n, &hc->err) == NX_OK)
-            return MHD_YES;
+    hc->received += n;
+    if (!hc->err.code && hc->received > NX_BODY_MAX)
+        nx_mw_body_too_big(&hc->err);
+    if (hc->err.code)
+        return hc->err.code == NX_ETOOBIG && hc->received <= NX_BODY_DROP_MAX ? MHD_YES : MHD_NO;
+    if (!(hc->req.route_entry->flags & NX_ROUTE_JSON))
+        return MHD_YES;
+    if (!hc->body_init) {
+        nx_buf_init(&hc->body, hc->req.arena, NX_BODY_MAX);
+        hc->body_init = true;
     }
-    hc->dropped += n;
-    return hc->err.code == NX_ETOOBIG && hc->dropped <= NX_BODY_DROP_MAX ? MHD_YES : MHD_NO;
+    return nx_mw_body_append(&hc->body, data, n, &hc->err) == NX_OK ? MHD_YES : MHD_NO;
 }
 
 enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -54,9 +54,9 @@ typedef struct nx_http_conn {
     int64_t start_us;
     bool has_body;           /* the client announced a body */
     nx_err_t err;            /* a pending error (code != 0) */
-    nx_buf_t body;           /* body being received (bounded by NX_BODY_MAX) */
+    nx_buf_t body;           /* body being kept (NX_ROUTE_JSON routes only) */
     bool body_init;
-    size_t dropped;          /* bytes read and dropped past NX_BODY_MAX */
+    size_t received;         /* body bytes read so far, kept or dropped */
     nx_work_cb work;         /* nx_req_offload */
     void *work_ud;
 } nx_http_conn_t;
@@ -89,6 +89,8 @@ int nx_mw_check_content_type(const char *content_type, nx_err_t *err);
 int nx_mw_check_content_length(const char *content_length, nx_err_t *err);
 /* Appends a received chunk to body (ceiling NX_BODY_MAX): NX_ETOOBIG past it. */
 int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err);
+/* Sets the 413 of a body past NX_BODY_MAX; returns NX_ETOOBIG. */
+int nx_mw_body_too_big(nx_err_t *err);
 /*
  * Parses a request body that must be a JSON object: NX_EINVAL for an empty
  * body, invalid UTF-8, malformed JSON, duplicate keys or a non-object. The
