@@ -16,11 +16,14 @@
 
 /* The request's tenant transaction: the caller's organisation, and the
  * user check at the route's level (admin routes need the admin role now,
- * not just in the token). NULL with err set on failure. */
+ * not just in the token). Recorded as req->tx, so that an error answered
+ * later knows whether the caller was checked. NULL with err set on
+ * failure. */
 nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);
 
-/* The caller check alone: a tenant transaction with no statement of its own
- * (the server's check_caller option). */
+/* The caller check (the server's check_caller option): NX_OK at once when
+ * the request's tenant transaction has checked the caller, else a tenant
+ * transaction with no statement of its own. */
 int nx_api_check_caller(nx_req_t *req, nx_err_t *err);
 
 /* A page request: ?limit= (1-100, default 20) and ?cursor= (opaque). */
@@ -56,7 +59,8 @@ int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *extra, nx_err_t 
  * `missing` as detail (another organisation's rows are invisible). */
 int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx_err_t *err);
 
-/* A path parameter that must be a UUID; anything else is NX_ENOTFOUND. */
+/* A path parameter that must be a UUID; anything else is NX_ENOTFOUND
+ * (answered after the caller check: conn.c asks before sending it). */
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err);
 
 #endif

@@ -85,15 +85,18 @@ static void check_headers(nx_http_conn_t *hc)
 }
 
 /* Who may call comes before what they sent: an authenticated request about
- * to be refused for its body (400, 413, 415, 422) first asks the database
- * about the caller, so a removed user gets 401 and a member on an admin
- * route 403 whatever the body. A round trip on this error path only; good
- * requests are checked inside their own transaction. */
-static int caller_before_body(nx_http_conn_t *hc, int code)
+ * to be refused with any other 4xx - for its body (400, 413, 415, 422), its
+ * path's id (404), its query (422) - first has the caller checked, so a
+ * removed user gets 401 and a member on an admin route 403 whatever they
+ * sent. The check_caller option costs a round trip only when no tenant
+ * transaction of the request has checked the caller already, so only on
+ * an error answered before the handler reached the database. */
+static int caller_first(nx_http_conn_t *hc, int code)
 {
     nx_req_t *req = &hc->req;
-    if (!req->auth.user_id[0] || (code != NX_EINVAL && code != NX_ETOOBIG &&
-                                  code != NX_EMEDIATYPE && code != NX_EVALIDATION))
+    int status = nx_err_status(code);
+    if (!req->auth.user_id[0] || status < 400 || status >= 500 ||
+        code == NX_EUNAUTHORIZED || code == NX_EFORBIDDEN)
         return code;
     nx_err_t caller = {0};
     int rc = nx_http_check_caller(req, &caller);
@@ -110,7 +113,7 @@ static enum MHD_Result respond(nx_http_conn_t *hc)
 {
     if (hc->state != NX_CONN_READY)
         nx_problem_render(&hc->req,
-                          caller_before_body(hc, hc->err.code ? hc->err.code : NX_EINTERNAL),
+                          caller_first(hc, hc->err.code ? hc->err.code : NX_EINTERNAL),
                           &hc->err);
     struct nx_resp *r = &hc->resp;
     struct MHD_Response *mr =
@@ -149,7 +152,7 @@ static enum MHD_Result dispatch(nx_http_conn_t *hc)
     if (hc->work)
         return MHD_YES; /* offloaded: the helper thread owns req until it resumes */
     if (rc != NX_OK)
-        nx_problem_render(req, caller_before_body(hc, rc), &hc->err);
+        nx_problem_render(req, caller_first(hc, rc), &hc->err);
     else if (hc->state != NX_CONN_READY)
         nx_err_log(&hc->err, "handler for %s %s set no response", req->method, req->route);
     return respond(hc);

@@ -53,6 +53,8 @@ struct nx_req {
     size_t body_len;
     json_t *json;            /* parsed object when NX_ROUTE_JSON; borrowed */
     nx_principal_t auth;
+    nx_tx_t *tx;             /* the tenant transaction, once api/common.c made
+                                one: it carries the caller check */
     void *conn;              /* private to src/http */
     int status;              /* response status once set */
 };

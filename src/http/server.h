@@ -22,8 +22,9 @@ typedef struct nx_http_opts {
     size_t nroutes;
     /* Asks the database whether the authenticated caller may use the route
      * (still a member; an admin for NX_ROUTE_ADMIN): NX_OK, or 401/403/503
-     * with err set. Run only before refusing a request for its body, so
-     * that who may call is answered before what they sent. May be NULL. */
+     * with err set. Run only before an authenticated request gets another
+     * 4xx, so that who may call is answered before what they sent; NX_OK
+     * at once when req->tx already checked. May be NULL. */
     int (*check_caller)(nx_req_t *req, nx_err_t *err);
 } nx_http_opts_t;
 
