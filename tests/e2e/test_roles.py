@@ -1,10 +1,14 @@
 """The runtime roles (issue 11, item 11): nexus_app and nexus_worker hold
 only the rights the code uses - checked as those roles, in SQL, against the
-real schema."""
+real schema - and `serve` and `worker` refuse to start when the role they
+act as is a superuser, has BYPASSRLS or owns the tenant tables, since
+row-level security would not bind it."""
 import subprocess
+import uuid
 
 import pytest
 
+import harness
 from auth_helpers import make_org, make_user
 
 
@@ -95,3 +99,59 @@ def test_issue11_worker_door_on_jobs_is_per_command(db, world, tenant):
     assert allowed(db, "nexus_worker", f"DELETE FROM jobs WHERE id = '{completed}' RETURNING id;",
                    ctx) == completed
     assert db.sql(f"SELECT status FROM jobs WHERE id = '{pending}'") == "completed"
+
+
+# ---- start-up refusals ---------------------------------------------------------
+
+def login_role(pg, *attrs):
+    name = "r_" + uuid.uuid4().hex[:10]
+    pg.psql(f"CREATE ROLE {name} LOGIN {' '.join(attrs)}")
+    return name
+
+
+def start(db, verb, **env):
+    """Runs `serve` or `worker`; a refusal exits at once. Returns the
+    CompletedProcess, or None when the process was still running."""
+    env = dict(db.env, HOST="127.0.0.1", PORT=str(harness.free_port()), **env)
+    try:
+        return subprocess.run([harness.BIN, verb], env=env, capture_output=True, text=True,
+                              timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+WHO = {  # kind -> (login as, words in the refusal)
+    "superuser": (lambda pg, db, grp: pg.SUPERUSER, "superuser"),
+    "owner": (lambda pg, db, grp: db.name, "owns"),
+    "bypassrls": (lambda pg, db, grp: login_role(pg, "BYPASSRLS", "IN ROLE", grp), "BYPASSRLS"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WHO))
+@pytest.mark.parametrize("setting,verb,workers", [
+    ("APP_DATABASE_URL", "serve", 0),
+    ("WORKER_DATABASE_URL", "worker", 1),
+    ("WORKER_DATABASE_URL", "serve", 1),
+])
+def test_issue11_a_privileged_runtime_login_is_refused(pg, db, kind, setting, verb, workers):
+    who, words = WHO[kind]
+    grp = "nexus_app" if setting == "APP_DATABASE_URL" else "nexus_worker"
+    login = who(pg, db, grp)
+    r = start(db, verb, WORKER_CONCURRENCY=str(workers), **{setting: pg.dsn(db.name, login)})
+    assert r is not None, f"{verb} started with {setting} logging in as a {kind}"
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert setting in lines[0] and words in lines[0] and login in lines[0], lines[0]
+
+
+def test_issue11_plain_member_logins_are_accepted(pg, db):
+    app = login_role(pg, "IN ROLE", "nexus_app")
+    worker = login_role(pg, "IN ROLE", "nexus_worker")
+    server = harness.Server(dict(db.env, WORKER_CONCURRENCY="1",
+                                 APP_DATABASE_URL=pg.dsn(db.name, app),
+                                 WORKER_DATABASE_URL=pg.dsn(db.name, worker)))
+    try:
+        assert server.get("/health").status == 200
+    finally:
+        assert server.close() == 0
