@@ -72,6 +72,7 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
         .max_connections = s->http_max_connections,
         .per_ip_connections = s->http_per_ip_connections,
         .connection_timeout = s->http_connection_timeout,
+        .offload_threads = s->http_offload_threads,
         .routes = nx_api_routes,
         .nroutes = nx_api_routes_count,
         .check_caller = nx_api_check_caller,

@@ -58,6 +58,7 @@ static const struct setting table[] = {
     {"HTTP_MAX_CONNECTIONS", T_INT, S(http_max_connections), "4096", 16, 60000, 0, NULL},
     {"HTTP_PER_IP_CONNECTIONS", T_INT, S(http_per_ip_connections), "2048", 0, 60000, 0, NULL},
     {"HTTP_CONNECTION_TIMEOUT", T_INT, S(http_connection_timeout), "60", 1, 3600, 0, NULL},
+    {"HTTP_OFFLOAD_THREADS", T_INT, S(http_offload_threads), "8", 1, 256, 0, NULL},
     {"DRAIN_TIMEOUT", T_INT, S(drain_timeout), "10", 0, 600, 0, NULL},
     {"LOG_LEVEL", T_ENUM, S(log_level), "info", 0, 0, 0, levels},
     {"LOG_FORMAT", T_ENUM, S(log_text), "json", 0, 0, 0, formats},

@@ -14,8 +14,8 @@
  *      request is complete; a too-long Content-Length got 413 in step 1.
  *   3. request complete: parse the JSON body, run the handler, queue.
  * A handler may offload slow work (nx_req_offload): the connection is
- * suspended, a helper thread runs the work and resumes it, and MHD calls
- * the handler once more to queue the response.
+ * suspended, a thread of the offload pool (offload.c) runs the work and
+ * resumes it, and MHD calls the handler once more to queue the response.
  *
  * The request arena is freed in the completion callback, which MHD runs on
  * every ending - response sent, client gone, timeout, shutdown - so results,
@@ -29,7 +29,6 @@
 #include "core/util.h"
 
 #include <microhttpd.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -150,7 +149,7 @@ static enum MHD_Result dispatch(nx_http_conn_t *hc)
         return respond(hc);
     int rc = req->route_entry->handler(req, &hc->err);
     if (hc->work)
-        return MHD_YES; /* offloaded: the helper thread owns req until it resumes */
+        return MHD_YES; /* offloaded: an offload thread owns req until it resumes */
     if (rc != NX_OK)
         nx_problem_render(req, caller_first(hc, rc), &hc->err);
     else if (hc->state != NX_CONN_READY)
@@ -247,43 +246,18 @@ void nx_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- offloading ---------------------------------------------------------- */
 
-static void run_work(nx_http_conn_t *hc)
-{
-    nx_err_t err = {0};
-    int rc = hc->work(&hc->req, hc->work_ud, &err);
-    if (rc != NX_OK)
-        nx_problem_render(&hc->req, rc, &err);
-    else if (hc->state != NX_CONN_READY)
-        nx_problem_render(&hc->req, NX_EINTERNAL, &err);
-}
-
-static void *offload_main(void *p)
-{
-    nx_http_conn_t *hc = p;
-    run_work(hc);
-    MHD_resume_connection(hc->mhd);
-    atomic_fetch_sub(&nx_http_offload_count, 1);
-    return NULL;
-}
-
 int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud)
 {
     nx_http_conn_t *hc = nx_http_conn_of(req);
     NX_ASSERT(!hc->work);
     hc->work = work;
     hc->work_ud = ud;
-    hc->state = NX_CONN_OFFLOADED;
-    atomic_fetch_add(&nx_http_offload_count, 1);
-    MHD_suspend_connection(hc->mhd);
-    pthread_t t;
-    pthread_attr_t attr;
-    bool started = false;
-    if (pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        started = pthread_create(&t, &attr, offload_main, hc) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started)
-        offload_main(hc); /* no thread: run it here, still resumed the same way */
-    return NX_OK;
+    if (nx_offload_submit(hc))
+        return NX_OK;
+    hc->work = NULL; /* the queue is full: answered at once, nothing suspended */
+    hc->work_ud = NULL;
+    hc->err.retry_after = NX_OFFLOAD_RETRY_AFTER;
+    return nx_err_set(&hc->err, NX_EUNAVAILABLE,
+                      "The server is busy with other slow requests (sign-ins); "
+                      "retry shortly.");
 }

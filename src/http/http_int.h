@@ -99,6 +99,21 @@ int nx_mw_body_too_big(nx_err_t *err);
 int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, json_t **out,
                             nx_err_t *err);
 
+/* ---- offload.c ------------------------------------------------------------ */
+
+/* Requests waiting for an offload thread, per thread, before more are
+ * answered 503; and that answer's Retry-After (seconds). */
+#define NX_OFFLOAD_QUEUE_PER_THREAD 4
+#define NX_OFFLOAD_RETRY_AFTER 1
+
+/* Starts the offload threads. NX_ENOMEM / NX_EUNAVAILABLE. */
+int nx_offload_start(int threads, nx_err_t *err);
+/* Suspends hc's connection and queues it for an offload thread, which runs
+ * hc->work and resumes it; false (nothing done) when the queue is full. */
+bool nx_offload_submit(nx_http_conn_t *hc);
+/* Joins the offload threads once their queue is empty. Idempotent. */
+void nx_offload_stop(void);
+
 /* ---- mw/access_log.c ----------------------------------------------------- */
 
 /* Writes the request's log line. termination: NULL when completed normally. */
