@@ -24,8 +24,8 @@ extern const size_t nx_api_pipeline_count;
 
 /* REQUEST: opens req->tx for routes that run in a tenant (no I/O). */
 int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err);
-/* RESPONSE: on a refusal for what an authenticated caller sent (400, 404,
- * 413, 415, 422) before the user check ran, runs the check alone so that a
+/* RESPONSE: on any other 4xx for an authenticated caller (400, 404, 413,
+ * 415, 422...) before the user check ran, runs the check alone so that a
  * 401 or 403 replaces it. */
 int nx_api_stage_caller(nx_req_t *req, nx_err_t *err);
 /* RESPONSE: Deprecation, Sunset and Link on v1 answers when configured. */
@@ -78,7 +78,8 @@ int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, in
  * `missing` as detail (another organisation's rows are invisible). */
 int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx_err_t *err);
 
-/* A path parameter that must be a UUID; anything else is NX_ENOTFOUND. */
+/* A path parameter that must be a UUID; anything else is NX_ENOTFOUND
+ * (answered after the caller check: conn.c asks before sending it). */
 int nx_api_uuid_param(nx_req_t *req, int i, const char **out, nx_err_t *err);
 
 #endif

@@ -12,9 +12,9 @@
  * check and statements travel as one pipeline in one round trip.
  *
  * The caller stage keeps "who may call is answered before what they sent":
- * when an authenticated request is about to be refused for what it sent -
- * its body (400, 413, 415, 422) or a path id that cannot exist (404) -
- * before its transaction ever ran the user check, the check runs alone, so
+ * when an authenticated request is about to be refused with any other 4xx -
+ * for its body (400, 413, 415, 422), a path id that cannot exist (404), its
+ * query (422) - before its transaction ever ran the user check, the check runs alone, so
  * a removed user gets 401 and a member on an admin route 403 whatever they
  * sent. A round trip on that error path only; good requests are checked
  * inside their own transaction.
@@ -49,11 +49,12 @@ int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err)
     return req->tx ? NX_OK : err->code;
 }
 
-/* Refusals for what the client sent, which the caller's standing outranks. */
+/* Refusals for what the client sent - any 4xx but the caller's own 401 and
+ * 403 - which the caller's standing outranks. */
 static bool about_the_request(int code)
 {
-    return code == NX_EINVAL || code == NX_ENOTFOUND || code == NX_ETOOBIG ||
-           code == NX_EMEDIATYPE || code == NX_EVALIDATION;
+    int status = nx_err_status(code);
+    return status >= 400 && status < 500 && code != NX_EUNAUTHORIZED && code != NX_EFORBIDDEN;
 }
 
 int nx_api_stage_caller(nx_req_t *req, nx_err_t *err)

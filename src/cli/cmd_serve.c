@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "db/roles.h"
 #include "db/target.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
@@ -67,6 +68,8 @@ static int check_schema(const nx_db_target_t *t, bool migrate, nx_err_t *err)
 static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
 {
     nx_err_t err = {0};
+    if (nx_db_check_roles(t, true, s->worker_concurrency > 0, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
     nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL);
 
     nx_http_opts_t o = {
@@ -76,6 +79,7 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
         .max_connections = s->http_max_connections,
         .per_ip_connections = s->http_per_ip_connections,
         .connection_timeout = s->http_connection_timeout,
+        .offload_threads = s->http_offload_threads,
         .groups = nx_api_route_groups,
         .ngroups = nx_api_route_groups_count,
         .stages = nx_api_pipeline,

@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "db/migrate.h"
+#include "db/roles.h"
 #include "db/target.h"
 #include "jobs/jobs.h"
 
@@ -63,7 +64,8 @@ int cmd_worker(int argc, char **argv, nx_settings_t *s)
     nx_db_target_t t = {0};
     if (nx_db_target_open(&t, s, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    int rc = run(s, &signals, &t);
+    int rc = nx_db_check_roles(&t, false, true, &err) != NX_OK ? nx_cli_fail_err(&err)
+                                                               : run(s, &signals, &t);
     nx_db_target_close(&t);
     if (rc == NX_EXIT_OK)
         nx_log0(NX_LOG_INFO, "worker stopped");

@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ static const struct setting table[] = {
     {"HTTP_MAX_CONNECTIONS", T_INT, S(http_max_connections), "4096", 16, 60000, 0, NULL},
     {"HTTP_PER_IP_CONNECTIONS", T_INT, S(http_per_ip_connections), "2048", 0, 60000, 0, NULL},
     {"HTTP_CONNECTION_TIMEOUT", T_INT, S(http_connection_timeout), "60", 1, 3600, 0, NULL},
+    {"HTTP_OFFLOAD_THREADS", T_INT, S(http_offload_threads), "8", 1, 256, 0, NULL},
     {"DRAIN_TIMEOUT", T_INT, S(drain_timeout), "10", 0, 600, 0, NULL},
     {"LOG_LEVEL", T_ENUM, S(log_level), "info", 0, 0, 0, levels},
     {"LOG_FORMAT", T_ENUM, S(log_text), "json", 0, 0, 0, formats},
@@ -276,19 +278,40 @@ static int apply(nx_settings_t *s, const struct setting *e, const char *v, nx_er
     return NX_EINTERNAL;
 }
 
+/* True when HOST only accepts connections from this machine. */
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* What is wrong with a configured secret, or NULL. */
+static const char *secret_weakness(const char *secret)
+{
+    if (strcmp(secret, placeholder_secret) == 0)
+        return "the example placeholder is not a secret; set a random value of at least "
+               "32 bytes";
+    if (strlen(secret) < 32)
+        return "must be at least 32 bytes long";
+    return NULL;
+}
+
+/* A weak secret lets anyone who guesses it mint tokens for any user. DEBUG
+ * relaxes the check only where no one else can reach the server. */
 static int check_secret(const nx_settings_t *s, nx_err_t *err)
 {
-    if (!s->jwt_secret)
+    const char *why = s->jwt_secret ? secret_weakness(s->jwt_secret) : NULL;
+    if (!why || (s->debug && host_is_loopback(s->host)))
         return NX_OK;
-    if (s->debug)
-        return NX_OK;
-    if (strcmp(s->jwt_secret, placeholder_secret) == 0)
-        return nx_err_set(err, NX_EINVAL,
-                          "JWT_SECRET_KEY: the example placeholder is not a secret; "
-                          "set a random value of at least 32 bytes");
-    if (strlen(s->jwt_secret) < 32)
-        return nx_err_set(err, NX_EINVAL, "JWT_SECRET_KEY: must be at least 32 bytes long");
-    return NX_OK;
+    return nx_err_set(err, NX_EINVAL, "JWT_SECRET_KEY: %s%s", why,
+                      s->debug ? " (DEBUG=true allows a weak one only while HOST is a "
+                                 "loopback address)"
+                               : "");
 }
 
 int nx_settings_load(nx_settings_t *s, nx_err_t *err)
@@ -338,8 +361,15 @@ static int read_secret_file(const char *path, char **out, nx_err_t *err)
 
 int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err)
 {
-    if (s->jwt_secret)
-        return check_secret(s, err);
+    if (s->jwt_secret) {
+        int rc = check_secret(s, err);
+        if (rc == NX_OK && secret_weakness(s->jwt_secret))
+            nx_log(NX_LOG_WARN, "JWT_SECRET_KEY is weak: whoever guesses it can sign in as "
+                   "any user; accepted only because DEBUG=true and HOST is a loopback "
+                   "address",
+                   NX_LS("host", s->host));
+        return rc;
+    }
     if (s->database_url)
         return nx_err_set(err, NX_EINVAL,
                           "JWT_SECRET_KEY: must be set when DATABASE_URL is set");

@@ -30,6 +30,7 @@ struct nx_settings {
     int http_max_connections;
     int http_per_ip_connections;
     int http_connection_timeout;  /* seconds */
+    int http_offload_threads;     /* slow outbound calls of requests (sign-in) */
     int drain_timeout;            /* seconds */
     int log_level;                /* enum nx_log_level */
     bool log_text;

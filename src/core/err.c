@@ -1,8 +1,14 @@
 /*
  * err.c - the error sink and the tables generated from NX_ERR_MAP.
+ *
+ * The sink's text fields are fixed-size and often hold what a client sent
+ * (a JSON key as a field name, a domain in a detail). Text is cut on a
+ * character boundary, never inside a UTF-8 sequence, so a cut name is still
+ * text a client can read and a problem body stays valid UTF-8.
  */
 #include "core/nx.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +43,17 @@ const char *nx_err_name(int code) { return info(code)->name; }
 
 void nx_err_clear(nx_err_t *err) { memset(err, 0, sizeof(*err)); }
 
+/* Formats into out[size], cut on a character boundary. The scratch buffer
+ * is longer than any field of the sink, so the byte after the cut is still
+ * there to say whether the cut splits a character. */
+static void format_text(char *out, size_t size, const char *fmt, va_list ap)
+{
+    char tmp[sizeof(((nx_err_t *)0)->log_detail) + 8];
+    NX_ASSERT(size < sizeof(tmp) - 4);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    nx_utf8_copy(out, size, tmp);
+}
+
 int nx_err_set(nx_err_t *err, int code, const char *fmt, ...)
 {
     if (!err)
@@ -47,7 +64,7 @@ int nx_err_set(nx_err_t *err, int code, const char *fmt, ...)
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
+        format_text(err->detail, sizeof(err->detail), fmt, ap);
         va_end(ap);
     }
     return code;
@@ -59,7 +76,7 @@ void nx_err_log(nx_err_t *err, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->log_detail, sizeof(err->log_detail), fmt, ap);
+    format_text(err->log_detail, sizeof(err->log_detail), fmt, ap);
     va_end(ap);
 }
 
@@ -72,9 +89,9 @@ void nx_err_field(nx_err_t *err, const char *field, const char *fmt, ...)
     if (err->code != NX_EVALIDATION || err->nfields >= NX_ERR_MAX_FIELDS)
         return;
     nx_field_err_t *f = &err->fields[err->nfields++];
-    snprintf(f->field, sizeof(f->field), "%s", field);
+    nx_utf8_copy(f->field, sizeof(f->field), field ? field : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->message, sizeof(f->message), fmt, ap);
+    format_text(f->message, sizeof(f->message), fmt, ap);
     va_end(ap);
 }

@@ -114,11 +114,12 @@ int nx_resp_static(nx_req_t *req, int status, const char *content_type,
 int nx_resp_header(nx_req_t *req, const char *name, const char *value);
 
 /*
- * Runs work(req, ud) on a helper thread while the connection is suspended, so
- * a slow outbound call does not stall the pool thread's other connections.
- * The handler returns NX_OK right after calling this; work sets the response
- * (or returns an error code with err filled, rendered as a problem), and the
- * RESPONSE stages run once it is done.
+ * Runs work(req, ud) on an offload thread while the connection is suspended,
+ * so a slow outbound call does not stall the pool thread's other
+ * connections. The handler returns what this returns: NX_OK, after which
+ * work sets the response (or returns an error code with err filled), and the
+ * RESPONSE stages run once it is done; or NX_EUNAVAILABLE, with the
+ * request's error set (503, Retry-After), when the offload queue is full.
  */
 typedef int (*nx_work_cb)(nx_req_t *req, void *ud, nx_err_t *err);
 int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud);

@@ -135,6 +135,8 @@ int nx_mw_check_content_type(const char *content_type, nx_err_t *err);
 int nx_mw_check_content_length(const char *content_length, nx_err_t *err);
 /* Appends a received chunk to body (ceiling NX_BODY_MAX): NX_ETOOBIG past it. */
 int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err);
+/* Sets the 413 of a body past NX_BODY_MAX; returns NX_ETOOBIG. */
+int nx_mw_body_too_big(nx_err_t *err);
 /*
  * Parses a request body that must be a JSON object: NX_EINVAL for an empty
  * body, invalid UTF-8, malformed JSON, duplicate keys or a non-object. The
@@ -143,16 +145,25 @@ int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err)
 int nx_mw_parse_json_object(nx_arena_t *arena, const char *body, size_t len, json_t **out,
                             nx_err_t *err);
 
+/* ---- offload.c ------------------------------------------------------------ */
+
+/* Requests waiting for an offload thread, per thread, before more are
+ * answered 503; and that answer's Retry-After (seconds). */
+#define NX_OFFLOAD_QUEUE_PER_THREAD 4
+#define NX_OFFLOAD_RETRY_AFTER 1
+
+/* Starts the offload threads. NX_ENOMEM / NX_EUNAVAILABLE. */
+int nx_offload_start(int threads, nx_err_t *err);
+/* Joins the offload threads once their queue is empty. Idempotent. */
+void nx_offload_stop(void);
+extern atomic_int nx_http_offload_count; /* offloaded work still running */
+
 /* ---- problem.c ----------------------------------------------------------- */
 
 /* Sets req's response to the problem details for code/err (err may be NULL),
  * keeping the headers already added. Logs 5xx with err->log_detail. Falls
  * back to a static body on ENOMEM. */
 void nx_problem_render(nx_req_t *req, int code, const nx_err_t *err);
-
-/* ---- offload.c ----------------------------------------------------------- */
-
-extern atomic_int nx_http_offload_count; /* offloaded work still running */
 
 /* ---- server.c ------------------------------------------------------------ */
 

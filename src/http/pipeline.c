@@ -127,8 +127,7 @@ bool nx_pipeline_take_body(nx_http_conn_t *hc, const char *data, size_t n)
             return true;
     } else if (!hc->err.code && hc->dropped + n > NX_BODY_MAX) {
         /* no route takes more than the ceiling, kept or not */
-        nx_err_set(&hc->err, NX_ETOOBIG, "The request body must not exceed %d bytes.",
-                   NX_BODY_MAX);
+        nx_mw_body_too_big(&hc->err);
     }
     hc->dropped += n;
     return hc->dropped <= NX_BODY_DROP_MAX;

@@ -9,14 +9,20 @@
  * went wrong is logged here with the operator-only log_detail and never
  * reaches the client. errors[] appears for 422 only. Extra headers: 401
  * WWW-Authenticate, 405 Allow, 429/503 Retry-After when the sink sets one.
+ *
+ * Every response is valid UTF-8, whatever the sink holds: the sink cuts
+ * text on character boundaries, and any byte that is still not part of a
+ * well-formed character is written as U+FFFD here.
  */
 #include "core/nx.h"
 #include "http/http_int.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define PROBLEM_MAX 16384
 
@@ -32,7 +38,30 @@ static void log_server_error(const nx_req_t *req, int code, const nx_err_t *err)
            NX_LS("log_detail", err && err->log_detail[0] ? err->log_detail : NULL));
 }
 
-static int render_body(nx_buf_t *b, const nx_req_t *req, int code, int status,
+/* Appends s as a JSON string, each byte of an ill-formed sequence replaced
+ * by U+FFFD. */
+static int put_text(nx_buf_t *b, nx_arena_t *arena, const char *s)
+{
+    size_t n = strlen(s);
+    if (nx_utf8_valid(s, n))
+        return nx_buf_json_str(b, s);
+    nx_buf_t clean;
+    nx_buf_init(&clean, arena, 3 * n);
+    int rc = NX_OK;
+    while (!rc && n > 0) {
+        size_t ok = nx_utf8_valid_prefix(s, n);
+        rc = nx_buf_append(&clean, s, ok);
+        if (!rc && ok < n) {
+            rc = nx_buf_puts(&clean, "\xEF\xBF\xBD");
+            ok++;
+        }
+        s += ok;
+        n -= ok;
+    }
+    return rc ? rc : nx_buf_json_str(b, clean.data);
+}
+
+static int render_body(nx_buf_t *b, nx_req_t *req, int code, int status,
                        const nx_err_t *err)
 {
     const char *detail = err && err->detail[0] ? err->detail : nx_err_title(code);
@@ -41,16 +70,16 @@ static int render_body(nx_buf_t *b, const nx_req_t *req, int code, int status,
     int rc = nx_buf_printf(b, "{\"type\":\"/problems/%s\",\"title\":", nx_err_slug(code));
     rc = rc ? rc : nx_buf_json_str(b, nx_err_title(code));
     rc = rc ? rc : nx_buf_printf(b, ",\"status\":%d,\"detail\":", status);
-    rc = rc ? rc : nx_buf_json_str(b, detail);
+    rc = rc ? rc : put_text(b, req->arena, detail);
     rc = rc ? rc : nx_buf_puts(b, ",\"request_id\":");
     rc = rc ? rc : nx_buf_json_str(b, req->request_id ? req->request_id : "");
     if (status == 422 && err) {
         rc = rc ? rc : nx_buf_puts(b, ",\"errors\":[");
         for (int i = 0; i < err->nfields && !rc; i++) {
             rc = nx_buf_puts(b, i ? ",{\"field\":" : "{\"field\":");
-            rc = rc ? rc : nx_buf_json_str(b, err->fields[i].field);
+            rc = rc ? rc : put_text(b, req->arena, err->fields[i].field);
             rc = rc ? rc : nx_buf_puts(b, ",\"message\":");
-            rc = rc ? rc : nx_buf_json_str(b, err->fields[i].message);
+            rc = rc ? rc : put_text(b, req->arena, err->fields[i].message);
             rc = rc ? rc : nx_buf_puts(b, "}");
         }
         rc = rc ? rc : nx_buf_puts(b, "]");

@@ -23,7 +23,7 @@
  * wait for offloaded work (a suspended connection must be resumed before
  * MHD_stop_daemon), then stop the daemon, which closes idle connections and
  * joins the pool threads; their per-thread database connections close at
- * thread exit.
+ * thread exit. Last the idle offload threads are joined.
  */
 #include "core/nx.h"
 #include "http/server.h"
@@ -162,9 +162,13 @@ int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
     struct sockaddr_storage ss = {0};
     if (resolve(o->host, o->port, &ss, err) != NX_OK)
         return err->code;
-    listen_fd = open_listener(o, &ss, bound_port, err);
-    if (listen_fd < 0)
+    if (nx_offload_start(o->offload_threads > 0 ? o->offload_threads : 1, err) != NX_OK)
         return err->code;
+    listen_fd = open_listener(o, &ss, bound_port, err);
+    if (listen_fd < 0) {
+        nx_offload_stop();
+        return err->code;
+    }
     /* MHD gets no listen socket: every connection comes from the acceptor
      * through MHD_add_connection, which needs MHD_USE_ITC to wake the pool.
      * microhttpd.h calls this flag incompatible with a thread pool, but
@@ -198,6 +202,7 @@ int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
     }
     close(listen_fd);
     listen_fd = -1;
+    nx_offload_stop();
     return nx_err_set(err, NX_EUNAVAILABLE, "could not start the HTTP server on %s:%d", o->host,
                       o->port);
 }
@@ -227,6 +232,7 @@ int nx_http_shutdown(int drain_seconds)
     }
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    nx_offload_stop();
     close(listen_fd);
     listen_fd = -1;
     return left;

@@ -18,6 +18,7 @@ typedef struct nx_http_opts {
     int max_connections;       /* HTTP_MAX_CONNECTIONS */
     int per_ip_connections;    /* HTTP_PER_IP_CONNECTIONS, 0 = unlimited */
     int connection_timeout;    /* seconds idle before a connection is closed */
+    int offload_threads;       /* HTTP_OFFLOAD_THREADS: threads for nx_req_offload */
     const nx_route_group_t *groups; /* the route table (static) */
     size_t ngroups;
     const nx_stage_t *stages;  /* the request pipeline (static) */

@@ -114,6 +114,29 @@ def test_who_may_call_comes_before_what_they_sent(server, world):
     assert world.db.sql(f"SELECT name FROM organisations WHERE id = '{world.org_a}'") != "x"
 
 
+def test_issue11_who_may_call_comes_before_the_path_and_query(server, world):
+    """A malformed id in the path (404) or a bad query argument (422) is for
+    callers allowed to use the route: a member on an admin route is 403 and
+    a removed user 401 first (before, both got the 404 or the 422)."""
+    assert call(server, "member", "DELETE", "/api/v1/users/not-a-uuid", world).status == 403
+    assert call(server, "member", "PATCH", "/api/v1/users/not-a-uuid", world,
+                {"role": "admin"}).status == 403
+    assert call(server, "admin", "DELETE", "/api/v1/users/not-a-uuid", world).status == 404
+    assert call(server, "member", "GET", "/api/v1/users/not-a-uuid", world).status == 404
+    assert call(server, "member", "GET", "/api/v1/users?limit=0", world).status == 422
+    make_user(world.db, world.org_a, "gone@a.test", "admin", 9)
+    tok = {"Authorization": f"Bearer {cli_token(world.db, 'gone@a.test')}"}
+    world.db.sql("DELETE FROM users WHERE email = 'gone@a.test'")
+    for method, path in (("DELETE", "/api/v1/users/not-a-uuid"),
+                         ("GET", "/api/v1/users/not-a-uuid"),
+                         ("GET", "/api/v1/jobs/not-a-uuid"),
+                         ("GET", "/api/v1/users?limit=0"),
+                         ("GET", "/api/v1/jobs?status=bogus")):
+        r = server.request(method, path, headers=tok)
+        assert r.status == 401, (method, path, r.body)
+        assert r.header("WWW-Authenticate") == 'Bearer error="invalid_token"'
+
+
 def test_a_patch_that_changes_nothing_keeps_updated_at(server, world):
     org0 = call(server, "admin", "GET", "/api/v1/organisation", world).json()
     user0 = call(server, "admin", "GET", f"/api/v1/users/{world.extra_a}", world).json()

@@ -44,6 +44,28 @@ def test_placeholder_secret_allowed_in_debug(tmp_path):
     assert config(env, cwd=str(tmp_path)).returncode == 0
 
 
+@pytest.mark.parametrize("secret", ["change-me-in-production-use-strong-secret", "too-short"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7"])
+def test_issue11_debug_keeps_the_secret_check_off_loopback(secret, host, tmp_path):
+    """DEBUG=true used to skip the JWT secret check wherever the server
+    listened; off loopback a weak secret is refused as without DEBUG."""
+    r = config(harness.base_env(JWT_SECRET_KEY=secret, DEBUG="true", HOST=host),
+               cwd=str(tmp_path))
+    assert r.returncode == 2, r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "JWT_SECRET_KEY" in lines[0] and "loopback" in lines[0], r.stderr
+    assert secret not in r.stderr
+
+
+def test_issue11_debug_on_loopback_warns_of_a_weak_secret(server_factory):
+    server = server_factory(DEBUG="true", JWT_SECRET_KEY="change-me-in-production-use-strong-secret")
+    assert server.get("/health").status == 200
+    warned = [l for l in server.log_lines()
+              if l.get("level") == "warn" and l.get("msg", "").startswith("JWT_SECRET_KEY is weak")]
+    assert warned and warned[0]["host"] == "127.0.0.1", server.log()[-2000:]
+    assert "change-me" not in server.log()
+
+
 def test_bad_dotenv_value_is_reported(tmp_path):
     (tmp_path / ".env").write_text("PORT=not-a-port\n")
     r = config(harness.base_env(), cwd=str(tmp_path))

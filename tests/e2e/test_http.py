@@ -272,6 +272,23 @@ def test_nul_character_inside_a_value_is_422_naming_the_field(json_server, body)
                             "message": "must not contain the NUL character (\\u0000)"}]
 
 
+@pytest.mark.parametrize("char", ["\u00e9", "\u20ac", "\U0001F600"])
+@pytest.mark.parametrize("pad", range(4))
+def test_issue11_long_non_ascii_key_is_cut_on_a_character(json_server, char, pad):
+    """A 422 names the member; a long key is cut to fit, and never inside a
+    character: the response is valid UTF-8 (before, a 2-, 3- or 4-byte
+    character straddling the cut left its first bytes in the body)."""
+    key = "k" * pad + char * 40
+    body = b'{"' + key.encode() + b'": "\xff"}'
+    r = json_server.request("POST", JSON_ROUTE, body=body,
+                            headers={"Content-Type": "application/json"})
+    assert r.status == 422, r.body
+    text = r.body.decode("utf-8")  # strict: raises on invalid UTF-8
+    field = json.loads(text)["errors"][0]["field"]
+    assert key.startswith(field)
+    assert 63 - len(char.encode()) < len(field.encode()) <= 63
+
+
 def test_nul_character_in_a_key_is_400_saying_so(json_server):
     r = json_server.request("POST", JSON_ROUTE, body=b'{"a\\u0000": "x"}',
                             headers={"Content-Type": "application/json"})

@@ -2,6 +2,7 @@
 real PKCE, real signatures): the redirect flow and each way it is refused,
 the sign-in rules of api.md (Task 3 gate) and the first-sign-in race."""
 import concurrent.futures
+import os
 import threading
 import time
 import urllib.parse
@@ -344,3 +345,44 @@ def test_slow_token_endpoint_does_not_stall_the_thread(server_factory, provider)
     assert time.monotonic() - t0 < 1.5
     t.join(30)
     assert out["r"].status == 200
+
+
+def test_issue11_sign_ins_wait_in_a_bounded_pool(server_factory, provider):
+    """Slow sign-ins run on HTTP_OFFLOAD_THREADS threads with a bounded
+    queue (4 per thread): past it a sign-in is answered 503 with
+    Retry-After at once, instead of a new thread for every request (before,
+    24 concurrent sign-ins started 24 threads)."""
+    s = server_factory(HTTP_OFFLOAD_THREADS=2, **provider.env())
+    assert sign_in(s, provider).status == 200  # warm: discovery, JWKS, connections
+    browsers = []
+    for _ in range(24):
+        b = Browser(s)
+        url, cookie, _ = b.login()
+        browsers.append((b, b.authorize(url), cookie))
+    tasks = f"/proc/{s.proc.pid}/task"
+    base = len(os.listdir(tasks))
+    provider.token_delay = 3.0
+    out = [None] * len(browsers)
+
+    def run(i):  # the last of the queue waits its turn: 5 rounds of 3 s
+        _, path, cookie = browsers[i]
+        out[i] = s.get(path, headers={"Cookie": f"nexus_login={cookie}"}, timeout=90)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(browsers))]
+    for t in threads:
+        t.start()
+    most = base
+    while any(t.is_alive() for t in threads):
+        most = max(most, len(os.listdir(tasks)))
+        time.sleep(0.05)
+    for t in threads:
+        t.join(90)
+    codes = sorted(r.status for r in out)
+    assert set(codes) <= {200, 503}, codes
+    busy = [r for r in out if r.status == 503]
+    assert busy and codes.count(200) >= 3, codes  # both threads and the queue served
+    for r in busy:
+        assert r.header("Retry-After") and r.json()["type"] == "/problems/service-unavailable"
+    assert most <= base + 2, f"threads went from {base} to {most}"
+    provider.token_delay = 0
+    assert sign_in(s, provider).status == 200  # and the pool serves on

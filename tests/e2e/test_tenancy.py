@@ -95,19 +95,25 @@ def test_raw_sql_without_where_sees_only_current_tenant(db, tenants, me, other):
 
 def test_writes_into_another_tenant_are_refused(db, tenants):
     org1, org2 = tenants[1]["org"], tenants[2]["org"]
-    r = as_app(db, set_org(org1) + f"INSERT INTO users (organisation_id, email) "
-               f"VALUES ('{org2}', 'planted@two.test');", check=False)
+    # (nexus_app creates jobs and credit transactions, not users: 0007)
+    r = as_app(db, set_org(org1) + f"INSERT INTO credit_transactions (organisation_id, amount, "
+               f"type) VALUES ('{org2}', 1, 'GRANT');", check=False)
     assert r.returncode != 0
     assert "42501" in r.stderr and "row-level security" in r.stderr
-    r = as_app(db, set_org(org1) + f"UPDATE users SET organisation_id = '{org2}';", check=False)
+    r = as_app(db, set_org(org1) + f"INSERT INTO jobs (organisation_id, job_type, "
+               f"credits_charged, input_data) VALUES ('{org2}', 'analyse', 0, '{{}}');",
+               check=False)
     assert r.returncode != 0 and "row-level security" in r.stderr
+    r = as_app(db, set_org(org1) + f"UPDATE users SET organisation_id = '{org2}';", check=False)
+    assert r.returncode != 0 and "42501" in r.stderr
     # an unfiltered UPDATE/DELETE touches only the tenant's own rows
-    assert as_app(db, set_org(org1) + f"UPDATE users SET name = 'renamed' RETURNING id;") == \
+    assert as_app(db, set_org(org1) + f"UPDATE users SET role = role RETURNING id;") == \
         tenants[1]["user"]
     assert as_app(db, set_org(org1) + "BEGIN;\nWITH d AS (DELETE FROM users RETURNING 1) "
                   "SELECT count(*) FROM d;\nROLLBACK;") == "1"
-    assert db.sql(f"SELECT name FROM users WHERE id = '{tenants[2]['user']}'") == ""
-    assert db.sql("SELECT count(*) FROM users WHERE email = 'planted@two.test'") == "0"
+    assert db.sql(f"SELECT count(*) FROM credit_transactions WHERE organisation_id = "
+                  f"'{org2}'") == "1"
+    assert db.sql(f"SELECT count(*) FROM jobs WHERE organisation_id = '{org2}'") == "0"
 
 
 def test_tenant_begin_checks_the_user(db, tenants):

@@ -78,8 +78,7 @@ int nx_mw_check_content_length(const char *cl, nx_err_t *err)
 {
     long long n;
     if (cl && nx_parse_int(cl, 0, (long long)1 << 62, &n) == NX_OK && n > NX_BODY_MAX)
-        return nx_err_set(err, NX_ETOOBIG, "The request body must not exceed %d bytes.",
-                          NX_BODY_MAX);
+        return nx_mw_body_too_big(err);
     return NX_OK;
 }
 
@@ -93,12 +92,17 @@ int nx_http_stage_limits(nx_req_t *req, nx_err_t *err)
     return nx_mw_check_content_length(nx_req_header(req, "Content-Length"), err);
 }
 
+int nx_mw_body_too_big(nx_err_t *err)
+{
+    return nx_err_set(err, NX_ETOOBIG, "The request body must not exceed %d bytes.",
+                      NX_BODY_MAX);
+}
+
 int nx_mw_body_append(nx_buf_t *body, const char *data, size_t n, nx_err_t *err)
 {
     int rc = nx_buf_append(body, data, n);
     if (rc == NX_ETOOBIG)
-        return nx_err_set(err, NX_ETOOBIG, "The request body must not exceed %d bytes.",
-                          NX_BODY_MAX);
+        return nx_mw_body_too_big(err);
     if (rc != NX_OK)
         return nx_err_set(err, rc, NULL);
     return NX_OK;

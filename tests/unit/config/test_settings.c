@@ -18,7 +18,7 @@
 static const char *const managed[] = {
     "DATABASE_URL", "DEBUG", "JWT_SECRET_KEY", "JWT_ALGORITHM", "JWT_EXPIRATION_MINUTES",
     "PORT", "HTTP_THREADS", "LOG_LEVEL", "LOG_FORMAT", "PUBLIC_URL", "AI_PROVIDER",
-    "NEXUS_DATA_DIR", "APP_NAME",
+    "NEXUS_DATA_DIR", "APP_NAME", "HOST",
 };
 
 static char tmpdir[64];
@@ -115,9 +115,34 @@ static void test_secret_rules(void **state)
     assert_int_equal(load(&s, &err), NX_EINVAL);
     assert_non_null(strstr(err.detail, "placeholder"));
 
-    setenv("DEBUG", "true", 1); /* allowed while debugging */
-    assert_int_equal(load(&s, &err), NX_OK);
-    nx_settings_release(&s);
+    /* DEBUG=true does not skip the check (issue 11, item 12): a weak secret
+     * is refused on any address others can reach, and allowed, with a
+     * warning, only while the server listens on loopback */
+    setenv("DEBUG", "true", 1);
+    const char *reachable[] = {NULL, "0.0.0.0", "::", "192.0.2.1", "2001:db8::1", "example.com"};
+    const char *weak[] = {"change-me-in-production-use-strong-secret", "short"};
+    for (size_t w = 0; w < NX_ARRAY_LEN(weak); w++) {
+        setenv("JWT_SECRET_KEY", weak[w], 1);
+        for (size_t h = 0; h < NX_ARRAY_LEN(reachable); h++) {
+            if (reachable[h])
+                setenv("HOST", reachable[h], 1);
+            else
+                unsetenv("HOST");
+            if (load(&s, &err) != NX_EINVAL)
+                fail_msg("DEBUG let \"%s\" through on HOST %s", weak[w],
+                         reachable[h] ? reachable[h] : "(default)");
+            assert_non_null(strstr(err.detail, "JWT_SECRET_KEY"));
+            assert_non_null(strstr(err.detail, "loopback"));
+        }
+        const char *loopback[] = {"127.0.0.1", "127.1.2.3", "::1", "localhost"};
+        for (size_t h = 0; h < NX_ARRAY_LEN(loopback); h++) {
+            setenv("HOST", loopback[h], 1);
+            assert_int_equal(load(&s, &err), NX_OK);
+            assert_int_equal(nx_settings_finish_secret(&s, &err), NX_OK);
+            nx_settings_release(&s);
+        }
+    }
+    unsetenv("HOST");
     unsetenv("DEBUG");
 
     setenv("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef", 1);
