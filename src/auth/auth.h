@@ -1,8 +1,8 @@
 /*
  * auth.h - access tokens, Google sign-in and the request authenticator.
  *
- * auth/ is the only user of JOSE (cjose) and of OpenSSL's HMAC/SHA; libcurl
- * appears here only in the Google clients (google_oidc.c, jwks.c). Results
+ * auth/ is the only user of JOSE (cjose) and of OpenSSL's HMAC/SHA; its
+ * calls to the sign-in provider go through httpc (google_oidc.c). Results
  * handed to callers live on the caller's arena unless a comment says
  * otherwise. Every verification failure is NX_EUNAUTHORIZED with a
  * client-safe detail: garbage input never becomes a 500.

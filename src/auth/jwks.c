@@ -1,12 +1,12 @@
 /*
  * jwks.c - Google's signing keys and the ID-token check.
  *
- * The JWKS is cached process-wide as heap copies of each key's JSON, keyed
- * by kid, for the Cache-Control max-age of its answer. Each verification
- * imports its own cjose key from that JSON, so no cjose object is shared
- * between threads. A token whose kid is not cached triggers a refetch at
- * most once a minute (a stream of made-up kids cannot make us hammer the
- * provider); an expired cache is always refetched.
+ * The JWKS's usable keys are cached process-wide (core/ttl_cache: a heap
+ * copy of their JSON) for the Cache-Control max-age of its answer, at least
+ * a minute even for max-age=0 or no-store. Each verification imports its own
+ * cjose key from that JSON, so no cjose object is shared between threads. A
+ * token whose kid is not cached triggers a refetch at most once a minute (a
+ * stream of made-up kids cannot make us hammer the provider).
  *
  * Checks (api.md, OpenID Connect Core 3.1.3.7): RS256 only, the signature,
  * iss, aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew, nonce
@@ -19,76 +19,33 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/ttl_cache.h"
 
 #include <cjose/cjose.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #define NX_ID_SKEW 60
 #define NX_ID_MAX_LEN 16384
 #define MAX_KEYS 32
-#define UNKNOWN_KID_INTERVAL 60
-#define DEFAULT_TTL 3600
 
-struct key {
-    char *kid;  /* heap */
-    char *json; /* heap */
-};
+/* The usable keys as a JSON array; refetched at most once a minute, for an
+ * unknown kid or an answer with max-age 0 or no-store alike. */
+static nx_ttl_cache_t keys_cache = NX_TTL_CACHE_INIT(3600, 60, 86400, 60);
 
-static struct {
-    pthread_mutex_t lock;
-    struct key keys[MAX_KEYS];
-    int n;
-    long long expires;
-    long long last_unknown; /* last refetch caused by an unknown kid */
-} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void clear_locked(void)
-{
-    for (int i = 0; i < cache.n; i++) {
-        nx_free(cache.keys[i].kid);
-        nx_free(cache.keys[i].json);
-    }
-    cache.n = 0;
-    cache.expires = 0;
-}
-
-void nx_jwks_cache_reset(void)
-{
-    pthread_mutex_lock(&cache.lock);
-    clear_locked();
-    cache.last_unknown = 0;
-    pthread_mutex_unlock(&cache.lock);
-}
+void nx_jwks_cache_reset(void) { nx_ttl_cache_clear(&keys_cache); }
 
 static int bad(nx_err_t *err, const char *why)
 {
     return nx_err_set(err, NX_EUNAUTHORIZED, "The Google ID token is invalid: %s.", why);
 }
 
-/* Fetches the JWKS and replaces the cache. */
-static int refresh(nx_arena_t *arena, nx_err_t *err)
+/* The RSA signing keys of a JWKS (at most MAX_KEYS), as a new array. */
+static json_t *usable_keys(json_t *keys)
 {
-    char *uri = NULL;
-    int rc = nx_oidc_jwks_uri(arena, &uri, err);
-    if (rc != NX_OK)
-        return rc;
-    nx_fetch_t f;
-    if ((rc = nx_auth_fetch(arena, uri, NULL, &f, err)) != NX_OK)
-        return rc;
-    json_t *doc = f.status == 200 ? json_loadb(f.body, f.len, 0, NULL) : NULL;
-    json_t *keys = json_object_get(doc, "keys");
-    if (!json_is_array(keys)) {
-        json_decref(doc);
-        nx_err_log(err, "jwks: status %ld, no keys", f.status);
-        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's keys are not available.");
-    }
-    long long ttl = f.no_store ? 0 : f.max_age >= 0 ? f.max_age : DEFAULT_TTL;
-    pthread_mutex_lock(&cache.lock);
-    clear_locked();
+    json_t *out = json_array();
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k) {
@@ -96,65 +53,85 @@ static int refresh(nx_arena_t *arena, nx_err_t *err)
         const char *kty = json_string_value(json_object_get(k, "kty"));
         const char *use = json_string_value(json_object_get(k, "use"));
         const char *alg = json_string_value(json_object_get(k, "alg"));
-        if (!kid || !kty || strcmp(kty, "RSA") != 0 || (use && strcmp(use, "sig") != 0) ||
-            (alg && strcmp(alg, "RS256") != 0) || cache.n >= MAX_KEYS)
+        if (!out || !kid || !kty || strcmp(kty, "RSA") != 0 || (use && strcmp(use, "sig") != 0) ||
+            (alg && strcmp(alg, "RS256") != 0) || json_array_size(out) >= MAX_KEYS)
             continue;
-        char *json = json_dumps(k, JSON_COMPACT);
-        char *kidc = nx_strdup(kid);
-        if (!json || !kidc) {
-            nx_free(json);
-            nx_free(kidc);
-            continue;
-        }
-        cache.keys[cache.n].kid = kidc;
-        cache.keys[cache.n].json = json;
-        cache.n++;
+        json_array_append(out, k);
     }
-    cache.expires = (long long)time(NULL) + ttl;
-    pthread_mutex_unlock(&cache.lock);
-    json_decref(doc);
-    return NX_OK;
+    return out;
 }
 
-enum lookup { FOUND, MISSING_REFETCH, MISSING_STALE, MISSING_FINAL };
-
-static enum lookup lookup(const char *kid, bool after_fetch, nx_arena_t *arena, char **json)
+/* Fetches the JWKS, caches its usable keys and returns them (arena text). */
+static int refresh(nx_arena_t *arena, char **text, nx_err_t *err)
 {
-    long long now = (long long)time(NULL);
-    enum lookup r = MISSING_FINAL;
-    pthread_mutex_lock(&cache.lock);
-    bool fresh = cache.n > 0 && (cache.expires > now || after_fetch);
-    for (int i = 0; fresh && i < cache.n; i++) {
-        if (strcmp(cache.keys[i].kid, kid) == 0) {
-            *json = nx_arena_strdup(arena, cache.keys[i].json);
-            r = FOUND;
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    nx_httpc_req_t q = {.url = p.jwks_uri};
+    nx_httpc_resp_t r;
+    if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
+        return rc;
+    json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    json_t *keys = json_object_get(doc, "keys");
+    if (!json_is_array(keys)) {
+        nx_err_log(err, "jwks: status %ld, no keys", r.status);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's keys are not available.");
+    }
+    json_t *usable = usable_keys(keys);
+    char *s = usable ? json_dumps(usable, JSON_COMPACT) : NULL;
+    json_decref(usable);
+    *text = s ? nx_arena_strdup(arena, s) : NULL;
+    rc = *text ? nx_ttl_cache_put(&keys_cache, (long long)time(NULL), s, strlen(s), r.max_age,
+                                  r.no_store)
+               : NX_ENOMEM;
+    nx_free(s);
+    return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
+}
+
+/* The JSON of the key with this kid in keys (arena); NX_ENOTFOUND. */
+static int find_key(nx_arena_t *arena, const char *keys, const char *kid, char **json)
+{
+    json_t *arr = json_loads(keys, 0, NULL);
+    size_t i;
+    json_t *k;
+    int rc = arr ? NX_ENOTFOUND : NX_ENOMEM;
+    json_array_foreach(arr, i, k) {
+        if (strcmp(json_string_value(json_object_get(k, "kid")), kid) == 0) {
+            char *s = json_dumps(k, JSON_COMPACT);
+            *json = s ? nx_arena_strdup(arena, s) : NULL;
+            nx_free(s);
+            rc = *json ? NX_OK : NX_ENOMEM;
             break;
         }
     }
-    if (r != FOUND && !after_fetch) {
-        if (!fresh) {
-            r = MISSING_STALE;
-        } else if (now - cache.last_unknown >= UNKNOWN_KID_INTERVAL) {
-            cache.last_unknown = now;
-            r = MISSING_REFETCH;
-        }
-    }
-    pthread_mutex_unlock(&cache.lock);
-    return r;
+    json_decref(arr);
+    return rc;
 }
 
+/* The key for kid: from the cache, else refetched (an unknown kid at most
+ * once a minute, so made-up kids cannot make us hammer the provider). */
 static int key_json(nx_arena_t *arena, const char *kid, char **json, nx_err_t *err)
 {
-    enum lookup r = lookup(kid, false, arena, json);
-    if (r == MISSING_STALE || r == MISSING_REFETCH) {
-        int rc = refresh(arena, err);
-        if (rc != NX_OK)
+    long long now = (long long)time(NULL);
+    char *keys = NULL;
+    bool fetched = false;
+    int rc = nx_ttl_cache_get(&keys_cache, now, arena, &keys, NULL);
+    if (rc == NX_ENOTFOUND) {
+        if ((rc = refresh(arena, &keys, err)) != NX_OK)
             return rc;
-        r = lookup(kid, true, arena, json);
+        fetched = true;
     }
-    if (r != FOUND)
+    if (rc == NX_OK)
+        rc = find_key(arena, keys, kid, json);
+    if (rc == NX_ENOTFOUND && !fetched && nx_ttl_cache_may_force(&keys_cache, now)) {
+        if ((rc = refresh(arena, &keys, err)) != NX_OK)
+            return rc;
+        rc = find_key(arena, keys, kid, json);
+    }
+    if (rc == NX_ENOTFOUND)
         return bad(err, "signed with an unknown key");
-    return *json ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+    return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
 }
 
 static const char *str(json_t *o, const char *name)

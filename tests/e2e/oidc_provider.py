@@ -36,6 +36,7 @@ class Provider:
         self.kid = None         # kid signing the next ID tokens
         self.rotate()
         self.jwks_max_age = 3600
+        self.jwks_cache_control = None  # overrides the max-age header when set
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.token_delay = 0.0
@@ -138,8 +139,8 @@ class Provider:
                 if u.path == "/jwks":
                     with prov.lock:
                         prov.jwks_fetches += 1
-                    return self._json(200, prov.jwks(),
-                                      cache=f"public, max-age={prov.jwks_max_age}, must-revalidate")
+                    return self._json(200, prov.jwks(), cache=prov.jwks_cache_control or
+                                      f"public, max-age={prov.jwks_max_age}, must-revalidate")
                 if u.path == "/authorize":
                     need = ("response_type", "client_id", "redirect_uri", "scope", "state",
                             "nonce", "code_challenge", "code_challenge_method")
