@@ -116,7 +116,8 @@ int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier,
                      char **id_token, nx_err_t *err);
 
 /*
- * Verifies a Google ID token: RS256 against the provider's JWKS, iss, aud ==
+ * Verifies a Google ID token: RS256 against the provider's JWKS, iss (the
+ * discovery document's issuer), aud ==
  * GOOGLE_CLIENT_ID, exp (with skew), email_verified, and nonce when nonce is
  * non-NULL. NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the keys cannot be
  * fetched.

@@ -10,6 +10,7 @@
 
 /* The discovery document's endpoints, checked (arena strings). */
 typedef struct nx_oidc_provider {
+    const char *issuer; /* checked against GOOGLE_DISCOVERY_URL */
     const char *auth_ep;
     const char *token_ep;
     const char *jwks_uri;
@@ -18,6 +19,15 @@ typedef struct nx_oidc_provider {
 /* The provider's endpoints from the cached discovery document (fetched when
  * stale). NX_EUNAVAILABLE when it cannot be had or is not usable. */
 int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err);
+
+/* OpenID Discovery 4.3: true when issuer is the one whose document url is
+ * (url is issuer + "/.well-known/openid-configuration", or, for a URL of
+ * another form, starts with issuer at a path boundary). */
+bool nx_oidc_issuer_matches(const char *url, const char *issuer);
+
+/* True when an iss value (an ID token's, a callback's) names issuer; for
+ * Google's "https://accounts.google.com" also its "accounts.google.com". */
+bool nx_oidc_iss_ok(const char *issuer, const char *iss);
 
 /*
  * One call to the sign-in provider through httpc, with our limits; plain http

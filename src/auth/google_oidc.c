@@ -65,9 +65,37 @@ json_t *nx_oidc_json(nx_arena_t *arena, const nx_httpc_resp_t *r)
 
 /* ---- discovery ---------------------------------------------------------- */
 
+#define WELL_KNOWN "/.well-known/openid-configuration"
+#define GOOGLE_ISSUER "https://accounts.google.com"
+
 static bool http_url(const char *s)
 {
     return s && (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0);
+}
+
+bool nx_oidc_issuer_matches(const char *url, const char *issuer)
+{
+    if (!url || !http_url(issuer) || strpbrk(issuer, "?#"))
+        return false;
+    size_t n = strlen(issuer);
+    while (n && issuer[n - 1] == '/') /* removed before appending, per 4.1 */
+        n--;
+    if (strncmp(url, issuer, n) != 0)
+        return false;
+    const char *rest = url + n;
+    size_t ul = strlen(url), wl = strlen(WELL_KNOWN);
+    if (ul >= wl && strcmp(url + ul - wl, WELL_KNOWN) == 0)
+        return strcmp(rest, WELL_KNOWN) == 0;
+    return *rest == '/' || *rest == '\0';
+}
+
+bool nx_oidc_iss_ok(const char *issuer, const char *iss)
+{
+    if (!issuer || !iss)
+        return false;
+    if (strcmp(iss, issuer) == 0)
+        return true;
+    return strcmp(issuer, GOOGLE_ISSUER) == 0 && strcmp(iss, "accounts.google.com") == 0;
 }
 
 /* An arena copy of v as compact JSON text. */
@@ -91,6 +119,7 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
     if (rc != NX_OK)
         return rc;
     json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    const char *iss = json_string_value(json_object_get(doc, "issuer"));
     const char *a = json_string_value(json_object_get(doc, "authorization_endpoint"));
     const char *t = json_string_value(json_object_get(doc, "token_endpoint"));
     const char *j = json_string_value(json_object_get(doc, "jwks_uri"));
@@ -98,14 +127,27 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
         nx_err_log(err, "discovery document: status %ld, missing endpoints", r.status);
         return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available.");
     }
-    json_t *keep = json_pack("{ssssss}", "authorization_endpoint", a, "token_endpoint", t,
-                             "jwks_uri", j);
+    if (!nx_oidc_issuer_matches(nx_cfg->google_discovery_url, iss)) {
+        nx_err_log(err, "discovery document: issuer \"%.200s\" is not the one of %s",
+                   iss ? iss : "(none)", nx_cfg->google_discovery_url);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available: its "
+                                                "discovery document names another issuer or none.");
+    }
+    json_t *keep = json_pack("{ssssssss}", "issuer", iss, "authorization_endpoint", a,
+                             "token_endpoint", t, "jwks_uri", j);
     *text = keep ? dump(arena, keep) : NULL;
     json_decref(keep);
     if (!*text || nx_ttl_cache_put(&disc, (long long)time(NULL), *text, strlen(*text),
                                    r.max_age, r.no_store) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);
     return NX_OK;
+}
+
+/* An arena copy of a string member of the cached document; NULL if absent. */
+static const char *get(nx_arena_t *arena, json_t *doc, const char *name)
+{
+    const char *v = json_string_value(json_object_get(doc, name));
+    return v ? nx_arena_strdup(arena, v) : NULL;
 }
 
 int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
@@ -120,11 +162,12 @@ int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
     json_t *doc = json_loads(text, 0, NULL);
     if (!doc)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    out->auth_ep = nx_arena_strdup(arena, json_string_value(json_object_get(doc, "authorization_endpoint")));
-    out->token_ep = nx_arena_strdup(arena, json_string_value(json_object_get(doc, "token_endpoint")));
-    out->jwks_uri = nx_arena_strdup(arena, json_string_value(json_object_get(doc, "jwks_uri")));
+    out->issuer = get(arena, doc, "issuer");
+    out->auth_ep = get(arena, doc, "authorization_endpoint");
+    out->token_ep = get(arena, doc, "token_endpoint");
+    out->jwks_uri = get(arena, doc, "jwks_uri");
     json_decref(doc);
-    if (!out->auth_ep || !out->token_ep || !out->jwks_uri)
+    if (!out->issuer || !out->auth_ep || !out->token_ep || !out->jwks_uri)
         return nx_err_set(err, NX_ENOMEM, NULL);
     return NX_OK;
 }

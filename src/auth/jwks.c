@@ -9,8 +9,9 @@
  * stream of made-up kids cannot make us hammer the provider).
  *
  * Checks (api.md, OpenID Connect Core 3.1.3.7): RS256 only, the signature,
- * iss, aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew, nonce
- * in the redirect flow, email_verified. Failures are NX_EUNAUTHORIZED.
+ * iss == the discovery document's issuer (Google's two spellings for
+ * Google), aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew,
+ * nonce in the redirect flow, email_verified. Failures are NX_EUNAUTHORIZED.
  */
 #include "core/nx.h"
 #include "auth/auth.h"
@@ -169,13 +170,11 @@ static char *dup_opt(nx_arena_t *arena, const char *s, size_t max)
     return s && *s && strlen(s) <= max ? nx_arena_strdup(arena, s) : NULL;
 }
 
-static int check_claims(nx_arena_t *arena, json_t *c, const char *nonce, nx_google_id_t *out,
-                        nx_err_t *err)
+static int check_claims(nx_arena_t *arena, json_t *c, const char *issuer, const char *nonce,
+                        nx_google_id_t *out, nx_err_t *err)
 {
     long long now = (long long)time(NULL), exp, iat;
-    const char *iss = str(c, "iss");
-    if (!iss || (strcmp(iss, "accounts.google.com") != 0 &&
-                 strcmp(iss, "https://accounts.google.com") != 0))
+    if (!nx_oidc_iss_ok(issuer, str(c, "iss")))
         return bad(err, "wrong issuer");
     if (!aud_ok(json_object_get(c, "aud"), nx_cfg->google_client_id))
         return bad(err, "issued for another client");
@@ -240,11 +239,15 @@ int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *no
     if (len == 0 || len > NX_ID_MAX_LEN)
         return bad(err, "missing or too long");
     char *kid = NULL, *jwk_json = NULL;
+    nx_oidc_provider_t p;
     int rc = header_kid(arena, token, len, &kid, err);
     if (rc == NX_OK)
         rc = key_json(arena, kid, &jwk_json, err);
+    if (rc == NX_OK)
+        rc = nx_oidc_provider(arena, &p, err);
     if (rc != NX_OK)
         return rc;
+    const char *issuer = p.issuer;
 
     cjose_err cerr;
     cjose_jwk_t *jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
@@ -268,7 +271,7 @@ int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *no
                  !json_is_object(claims))
             rc = bad(err, "malformed claims");
         else
-            rc = check_claims(arena, claims, nonce, out, err);
+            rc = check_claims(arena, claims, issuer, nonce, out, err);
     }
     json_decref(claims);
     cjose_jws_release(jws);

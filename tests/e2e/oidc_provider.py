@@ -29,8 +29,9 @@ def _b64u_uint(n):
 
 
 class Provider:
-    def __init__(self, issuer="https://accounts.google.com"):
-        self.issuer = issuer
+    def __init__(self, issuer=None):
+        self.issuer = issuer  # None: its own URL, as OpenID Discovery 4.3 wants
+        self.discovery_issuer = None  # the discovery document's when set ("" leaves it out)
         self.keys = {}          # kid -> private key
         self.published = []     # kids served in the JWKS
         self.kid = None         # kid signing the next ID tokens
@@ -48,6 +49,7 @@ class Provider:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
+        self.issuer = self.issuer or self.base
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -129,8 +131,9 @@ class Provider:
                 if u.path == "/.well-known/openid-configuration":
                     with prov.lock:
                         prov.discovery_fetches += 1
+                    iss = prov.issuer if prov.discovery_issuer is None else prov.discovery_issuer
                     return self._json(200, {
-                        "issuer": prov.issuer,
+                        **({"issuer": iss} if iss else {}),
                         "authorization_endpoint": prov.base + "/authorize",
                         "token_endpoint": prov.base + "/token",
                         "jwks_uri": prov.base + "/jwks",

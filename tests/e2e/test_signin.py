@@ -298,6 +298,32 @@ def test_bad_id_tokens_are_refused(gserver, provider, db, claims, why):
     assert db.sql("SELECT count(*) FROM users") == before
 
 
+def test_issuer_comes_from_the_discovery_document(gserver, provider):
+    """Issue 11 item 13: a provider other than Google works by
+    GOOGLE_DISCOVERY_URL alone: its ID tokens carry its own issuer, and
+    Google's issuer is not accepted from it."""
+    assert provider.issuer == provider.base
+    r = sign_in(gserver, provider, sub="g-own-iss", email="own@gmail.com")
+    assert r.status == 200, r.body
+    for iss in ("https://accounts.google.com", "accounts.google.com", provider.base + "/"):
+        r = gserver.request("POST", "/auth/google/token",
+                            body={"id_token": provider.id_token(email="x@gmail.com", iss=iss)})
+        assert r.status == 401 and "wrong issuer" in r.json()["detail"], (iss, r.body)
+
+
+@pytest.mark.parametrize("issuer", ["https://accounts.google.com", "http://127.0.0.1:1",
+                                    "{base}/other", None])
+def test_discovery_document_of_another_issuer_is_refused(gserver, provider, issuer):
+    """OpenID Discovery 4.3: the document's issuer must be the one its URL
+    was built from, else an impostor could name a trusted issuer."""
+    provider.discovery_issuer = issuer.format(base=provider.base) if issuer else ""
+    r = gserver.get("/auth/google/login")
+    assert r.status == 503, r.body
+    assert "another issuer or none" in r.json()["detail"], r.body
+    tok = provider.id_token(email="y@gmail.com")
+    assert gserver.request("POST", "/auth/google/token", body={"id_token": tok}).status == 503
+
+
 def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
     fetches = provider.jwks_fetches
