@@ -14,6 +14,7 @@ typedef struct nx_oidc_provider {
     const char *auth_ep;
     const char *token_ep;
     const char *jwks_uri;
+    bool basic_auth; /* client_secret_basic at the token endpoint, else _post */
 } nx_oidc_provider_t;
 
 /* The provider's endpoints from the cached discovery document (fetched when

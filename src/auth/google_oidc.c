@@ -109,6 +109,26 @@ static char *dump(nx_arena_t *arena, const json_t *v)
     return s;
 }
 
+/* How we authenticate at the token endpoint: HTTP Basic, which RFC 6749
+ * 2.3.1 has every server support and OpenID Discovery makes the default,
+ * unless the document offers only client_secret_post. NULL: neither. */
+static const char *token_auth(json_t *doc)
+{
+    json_t *m = json_object_get(doc, "token_endpoint_auth_methods_supported");
+    if (!m)
+        return "client_secret_basic";
+    bool post = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(m, i, v) {
+        const char *s = json_string_value(v);
+        if (s && strcmp(s, "client_secret_basic") == 0)
+            return "client_secret_basic";
+        post = post || (s && strcmp(s, "client_secret_post") == 0);
+    }
+    return post ? "client_secret_post" : NULL;
+}
+
 /* Fetches and checks the discovery document, caches what we use of it and
  * returns that as JSON text (arena). */
 static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
@@ -133,8 +153,16 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
         return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available: its "
                                                 "discovery document names another issuer or none.");
     }
-    json_t *keep = json_pack("{ssssssss}", "issuer", iss, "authorization_endpoint", a,
-                             "token_endpoint", t, "jwks_uri", j);
+    const char *auth = token_auth(doc);
+    if (!auth) {
+        nx_err_log(err, "discovery document: no client_secret_basic or client_secret_post");
+        return nx_err_set(err, NX_EUNAVAILABLE,
+                          "The sign-in provider is not available: it offers no client "
+                          "authentication this server supports (client_secret_basic or "
+                          "client_secret_post).");
+    }
+    json_t *keep = json_pack("{ssssssssss}", "issuer", iss, "authorization_endpoint", a,
+                             "token_endpoint", t, "jwks_uri", j, "token_auth", auth);
     *text = keep ? dump(arena, keep) : NULL;
     json_decref(keep);
     if (!*text || nx_ttl_cache_put(&disc, (long long)time(NULL), *text, strlen(*text),
@@ -166,6 +194,8 @@ int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
     out->auth_ep = get(arena, doc, "authorization_endpoint");
     out->token_ep = get(arena, doc, "token_endpoint");
     out->jwks_uri = get(arena, doc, "jwks_uri");
+    out->basic_auth = strcmp(json_string_value(json_object_get(doc, "token_auth")),
+                             "client_secret_basic") == 0;
     json_decref(doc);
     if (!out->issuer || !out->auth_ep || !out->token_ep || !out->jwks_uri)
         return nx_err_set(err, NX_ENOMEM, NULL);
@@ -210,16 +240,22 @@ int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, 
     int rc = nx_oidc_provider(arena, &p, err);
     if (rc != NX_OK)
         return rc;
+    /* With Basic the credentials are form-encoded first (RFC 6749 2.3.1) and
+     * stay out of the body; client_secret_post puts both in the body. */
+    const char *id = nx_cfg->google_client_id, *secret = nx_cfg->google_client_secret;
     const char *pairs[] = {"grant_type", "authorization_code", "code", code,
-                           "redirect_uri", redirect_uri(arena),
-                           "client_id", nx_cfg->google_client_id,
-                           "client_secret", nx_cfg->google_client_secret,
-                           "code_verifier", verifier, NULL};
+                           "redirect_uri", redirect_uri(arena), "code_verifier", verifier,
+                           "client_id", p.basic_auth ? NULL : id,
+                           "client_secret", p.basic_auth ? NULL : secret, NULL};
     char *form = pairs[5] ? nx_httpc_form(arena, pairs) : NULL;
-    if (!form)
-        return nx_err_set(err, NX_ENOMEM, NULL);
     nx_httpc_req_t q = {.method = "POST", .url = p.token_ep, .body = form,
-                        .body_len = strlen(form), .content_type = NX_HTTPC_FORM};
+                        .body_len = form ? strlen(form) : 0, .content_type = NX_HTTPC_FORM};
+    if (p.basic_auth) {
+        q.basic_user = nx_httpc_escape(arena, id);
+        q.basic_password = nx_httpc_escape(arena, secret);
+    }
+    if (!form || (p.basic_auth && (!q.basic_user || !q.basic_password)))
+        return nx_err_set(err, NX_ENOMEM, NULL);
     nx_httpc_resp_t r;
     if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
         return rc;

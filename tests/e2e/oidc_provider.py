@@ -36,6 +36,9 @@ class Provider:
         self.published = []     # kids served in the JWKS
         self.kid = None         # kid signing the next ID tokens
         self.rotate()
+        self.client_secret = CLIENT_SECRET
+        self.token_auth_methods = None  # token_endpoint_auth_methods_supported; None: absent
+        self.token_auth_used = []       # the client authentication of each token request
         self.jwks_max_age = 3600
         self.jwks_cache_control = None  # overrides the max-age header when set
         self.jwks_fetches = 0
@@ -58,7 +61,7 @@ class Provider:
         return self.base + "/.well-known/openid-configuration"
 
     def env(self):
-        return {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        return {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": self.client_secret,
                 "GOOGLE_DISCOVERY_URL": self.discovery_url}
 
     def close(self):
@@ -137,7 +140,9 @@ class Provider:
                         "authorization_endpoint": prov.base + "/authorize",
                         "token_endpoint": prov.base + "/token",
                         "jwks_uri": prov.base + "/jwks",
-                        "id_token_signing_alg_values_supported": ["RS256"]},
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        **({"token_endpoint_auth_methods_supported": prov.token_auth_methods}
+                           if prov.token_auth_methods is not None else {})},
                         cache="public, max-age=3600")
                 if u.path == "/jwks":
                     with prov.lock:
@@ -165,6 +170,26 @@ class Provider:
                     return None
                 return self._json(404, {"error": "not_found"})
 
+            def _client_ok(self, form):
+                """RFC 6749 2.3.1: Basic (the default of OpenID Discovery) or
+                the secret in the form, whichever the document offers."""
+                offered = prov.token_auth_methods
+                if offered is None:
+                    offered = ["client_secret_basic"]
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Basic "):
+                    user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                    cid, secret = urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(pw)
+                    method = "client_secret_basic"
+                    if "client_secret" in form or form.get("client_id", cid) != cid:
+                        method = "mixed"
+                else:
+                    cid, secret = form.get("client_id"), form.get("client_secret")
+                    method = "client_secret_post"
+                with prov.lock:
+                    prov.token_auth_used.append(method)
+                return method in offered and cid == CLIENT_ID and secret == prov.client_secret
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
@@ -177,7 +202,7 @@ class Provider:
                     time.sleep(prov.token_delay)
                 if form.get("grant_type") != "authorization_code" or entry is None:
                     return self._json(400, {"error": "invalid_grant"})
-                if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+                if not self._client_ok(form):
                     return self._json(401, {"error": "invalid_client"})
                 if form.get("redirect_uri") != entry["redirect_uri"]:
                     return self._json(400, {"error": "invalid_grant", "why": "redirect_uri"})

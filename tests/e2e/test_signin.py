@@ -324,6 +324,33 @@ def test_discovery_document_of_another_issuer_is_refused(gserver, provider, issu
     assert gserver.request("POST", "/auth/google/token", body={"id_token": tok}).status == 503
 
 
+@pytest.mark.parametrize("offered,used", [
+    (None, "client_secret_basic"),  # OpenID Discovery's default
+    (["client_secret_post", "client_secret_basic"], "client_secret_basic"),  # Google's list
+    (["client_secret_basic"], "client_secret_basic"),
+    (["client_secret_post"], "client_secret_post"),
+    (["private_key_jwt", "client_secret_post"], "client_secret_post"),
+])
+def test_token_endpoint_client_authentication_follows_discovery(server_factory, provider,
+                                                                offered, used):
+    """Issue 11 item 14: HTTP Basic first (RFC 6749 2.3.1), the secret in the
+    form only when that is all the provider offers; a secret with reserved
+    characters is form-encoded before Basic encoding."""
+    provider.token_auth_methods = offered
+    provider.client_secret = "s3cr:t/+ %&=é"
+    s = server_factory(**provider.env())
+    r = sign_in(s, provider, email="auth-method@gmail.com")
+    assert r.status == 200, r.body
+    assert provider.token_auth_used == [used]
+
+
+def test_provider_offering_no_usable_client_authentication_is_503(gserver, provider):
+    provider.token_auth_methods = ["private_key_jwt", "tls_client_auth"]
+    r = gserver.get("/auth/google/login")
+    assert r.status == 503, r.body
+    assert "client_secret_basic or client_secret_post" in r.json()["detail"]
+
+
 def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
     fetches = provider.jwks_fetches
