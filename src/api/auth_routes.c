@@ -157,11 +157,11 @@ static int sign_in(nx_req_t *req, const nx_google_id_t *id, const struct flow *f
 static int callback_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct flow *f = ud;
-    char *id_token = NULL;
+    char *id_token = NULL, *access_token = NULL;
     nx_google_id_t id;
-    int rc = nx_oidc_exchange(req->arena, f->code, f->ls.verifier, &id_token, err);
+    int rc = nx_oidc_exchange(req->arena, f->code, f->ls.verifier, &id_token, &access_token, err);
     if (rc == NX_OK)
-        rc = nx_jwks_verify_id_token(req->arena, id_token, f->ls.nonce, &id, err);
+        rc = nx_jwks_verify_id_token(req->arena, id_token, f->ls.nonce, access_token, &id, err);
     if (rc == NX_OK)
         rc = sign_in(req, &id, f, true, err);
     return rc;
@@ -221,7 +221,7 @@ static int token_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct flow *f = ud;
     nx_google_id_t id;
-    int rc = nx_jwks_verify_id_token(req->arena, f->id_token, NULL, &id, err);
+    int rc = nx_jwks_verify_id_token(req->arena, f->id_token, NULL, NULL, &id, err);
     if (rc == NX_OK)
         rc = sign_in(req, &id, NULL, false, err);
     return rc;

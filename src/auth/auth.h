@@ -110,20 +110,21 @@ int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url,
                      nx_err_t *err);
 
 /* Exchanges an authorization code (with the PKCE verifier) for the ID token
- * (arena string). NX_EUNAUTHORIZED when the provider refuses the code,
+ * and, when the provider gives a bearer one, the access token (else NULL);
+ * arena strings. NX_EUNAUTHORIZED when the provider refuses the code,
  * NX_EUNAVAILABLE when it cannot be reached. */
 int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier,
-                     char **id_token, nx_err_t *err);
+                     char **id_token, char **access_token, nx_err_t *err);
 
 /*
  * Verifies a Google ID token: RS256 against the provider's JWKS, iss (the
- * discovery document's issuer), aud ==
- * GOOGLE_CLIENT_ID, exp (with skew), email_verified, and nonce when nonce is
- * non-NULL. NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the keys cannot be
- * fetched.
+ * discovery document's issuer), aud == GOOGLE_CLIENT_ID, exp (with skew),
+ * nonce when nonce is non-NULL, then email and email_verified, read from
+ * userinfo with access_token (may be NULL) when the token lacks them.
+ * NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the provider cannot be reached.
  */
 int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *nonce,
-                            nx_google_id_t *out, nx_err_t *err);
+                            const char *access_token, nx_google_id_t *out, nx_err_t *err);
 
 /* Drops the cached discovery document and keys (tests, reconfiguration). */
 void nx_oidc_cache_reset(void);

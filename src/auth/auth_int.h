@@ -14,6 +14,7 @@ typedef struct nx_oidc_provider {
     const char *auth_ep;
     const char *token_ep;
     const char *jwks_uri;
+    const char *userinfo_ep; /* NULL when the provider has none */
     bool basic_auth; /* client_secret_basic at the token endpoint, else _post */
 } nx_oidc_provider_t;
 
@@ -41,6 +42,16 @@ int nx_oidc_call(nx_arena_t *arena, nx_httpc_req_t *q, nx_httpc_resp_t *r, nx_er
 /* The body of r as a JSON object, released with the arena; NULL when it is
  * not one. */
 struct json_t *nx_oidc_json(nx_arena_t *arena, const nx_httpc_resp_t *r);
+
+/*
+ * The userinfo claims for access_token (OpenID Connect Core 5.3), a JSON
+ * object released with the arena, after checking that its sub is sub.
+ * NX_ENOTFOUND (the provider has no userinfo endpoint; err untouched),
+ * NX_EUNAUTHORIZED (another sub), NX_EUNAVAILABLE (an error answer, not
+ * JSON), NX_ENOMEM.
+ */
+int nx_oidc_userinfo(nx_arena_t *arena, const char *access_token, const char *sub,
+                     struct json_t **out, nx_err_t *err);
 
 /* Drops the cached keys (jwks.c). */
 void nx_jwks_cache_reset(void);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static nx_ttl_cache_t disc = NX_TTL_CACHE_INIT(3600, 60, 86400, 60);
@@ -161,8 +162,11 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
                           "authentication this server supports (client_secret_basic or "
                           "client_secret_post).");
     }
+    const char *u = json_string_value(json_object_get(doc, "userinfo_endpoint"));
     json_t *keep = json_pack("{ssssssssss}", "issuer", iss, "authorization_endpoint", a,
                              "token_endpoint", t, "jwks_uri", j, "token_auth", auth);
+    if (keep && http_url(u) && json_object_set_new(keep, "userinfo_endpoint", json_string(u)))
+        json_decref(keep), keep = NULL;
     *text = keep ? dump(arena, keep) : NULL;
     json_decref(keep);
     if (!*text || nx_ttl_cache_put(&disc, (long long)time(NULL), *text, strlen(*text),
@@ -194,6 +198,7 @@ int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
     out->auth_ep = get(arena, doc, "authorization_endpoint");
     out->token_ep = get(arena, doc, "token_endpoint");
     out->jwks_uri = get(arena, doc, "jwks_uri");
+    out->userinfo_ep = get(arena, doc, "userinfo_endpoint");
     out->basic_auth = strcmp(json_string_value(json_object_get(doc, "token_auth")),
                              "client_secret_basic") == 0;
     json_decref(doc);
@@ -234,7 +239,7 @@ int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url, 
 }
 
 int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, char **id_token,
-                     nx_err_t *err)
+                     char **access_token, nx_err_t *err)
 {
     nx_oidc_provider_t p;
     int rc = nx_oidc_provider(arena, &p, err);
@@ -272,5 +277,44 @@ int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, 
                           "The sign-in provider refused the authorization code.");
     }
     *id_token = nx_arena_strdup(arena, tok);
-    return *id_token ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+    const char *at = json_string_value(json_object_get(doc, "access_token"));
+    const char *type = json_string_value(json_object_get(doc, "token_type"));
+    /* only a bearer token can be shown to userinfo */
+    *access_token = at && type && strcasecmp(type, "Bearer") == 0 ? nx_arena_strdup(arena, at)
+                                                                  : NULL;
+    if (!*id_token || (at && type && !*access_token))
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+int nx_oidc_userinfo(nx_arena_t *arena, const char *access_token, const char *sub,
+                     json_t **out, nx_err_t *err)
+{
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    if (!p.userinfo_ep)
+        return NX_ENOTFOUND;
+    char *bearer = nx_arena_sprintf(arena, "Authorization: Bearer %s", access_token);
+    const char *headers[] = {bearer, NULL};
+    if (!bearer)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    nx_httpc_req_t q = {.url = p.userinfo_ep, .headers = headers};
+    nx_httpc_resp_t r;
+    if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
+        return rc;
+    json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    const char *usub = json_string_value(json_object_get(doc, "sub"));
+    if (!doc) {
+        nx_err_log(err, "userinfo answered %ld, not a JSON object", r.status);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's userinfo could not be "
+                                                "read.");
+    }
+    /* Core 5.3.2: userinfo of another sub must not be used (token substitution) */
+    if (!usub || strcmp(usub, sub) != 0)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in provider's userinfo is for "
+                                                 "another account than the ID token.");
+    *out = doc;
+    return NX_OK;
 }

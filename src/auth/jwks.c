@@ -11,7 +11,8 @@
  * Checks (api.md, OpenID Connect Core 3.1.3.7): RS256 only, the signature,
  * iss == the discovery document's issuer (Google's two spellings for
  * Google), aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew,
- * nonce in the redirect flow, email_verified. Failures are NX_EUNAUTHORIZED.
+ * nonce in the redirect flow; then email_verified, from userinfo when the
+ * ID token does not carry it. Failures are NX_EUNAUTHORIZED.
  */
 #include "core/nx.h"
 #include "auth/auth.h"
@@ -189,21 +190,51 @@ static int check_claims(nx_arena_t *arena, json_t *c, const char *issuer, const 
         if (!n || strlen(n) != strlen(nonce) || CRYPTO_memcmp(n, nonce, strlen(nonce)) != 0)
             return bad(err, "the nonce does not match this sign-in");
     }
-    json_t *ev = json_object_get(c, "email_verified");
+    const char *sub = str(c, "sub");
+    if (!sub || !*sub || strlen(sub) > 255)
+        return bad(err, "missing sub");
+    out->sub = nx_arena_strdup(arena, sub);
+    return out->sub ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+}
+
+/*
+ * The profile claims. email and email_verified come together from the ID
+ * token or, when it lacks either and there is an access token, from userinfo
+ * (Core 5.4 lets a provider give them only there); the rest from the ID
+ * token, else from that userinfo.
+ */
+static int identity(nx_arena_t *arena, json_t *c, const char *access_token,
+                    nx_google_id_t *out, nx_err_t *err)
+{
+    json_t *src = c;
+    bool in_token = str(c, "email") && json_object_get(c, "email_verified");
+    if (!in_token && access_token) {
+        int rc = nx_oidc_userinfo(arena, access_token, out->sub, &src, err);
+        if (rc == NX_ENOTFOUND)
+            src = c;
+        else if (rc != NX_OK)
+            return rc;
+    }
+    const char *missing = !str(src, "email") ? "email"
+                          : !json_object_get(src, "email_verified") ? "email_verified" : NULL;
+    if (missing && src == c)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The Google ID token has no \"%s\" claim%s.",
+                          missing, access_token ? " and the provider offers no userinfo" : "");
+    if (missing)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in provider gave no \"%s\" claim, "
+                          "in the ID token or from userinfo.", missing);
+    json_t *ev = json_object_get(src, "email_verified");
     bool verified = json_is_true(ev) || (json_is_string(ev) && strcmp(json_string_value(ev), "true") == 0);
     if (!verified)
         return nx_err_set(err, NX_EUNAUTHORIZED, "The Google account's email address is not verified.");
-    const char *sub = str(c, "sub"), *email = str(c, "email");
-    if (!sub || !*sub || strlen(sub) > 255 || !email || !strchr(email, '@') || strlen(email) > 255)
-        return bad(err, "missing sub or email");
-    out->sub = nx_arena_strdup(arena, sub);
+    const char *email = str(src, "email");
+    if (!strchr(email, '@') || strlen(email) > 255)
+        return bad(err, "the email claim is not an email address");
     out->email = nx_arena_strdup(arena, email);
-    out->name = dup_opt(arena, str(c, "name"), 255);
-    out->picture = dup_opt(arena, str(c, "picture"), 500);
-    out->hd = dup_opt(arena, str(c, "hd"), 255);
-    if (!out->sub || !out->email)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    return NX_OK;
+    out->name = dup_opt(arena, str(c, "name") ? str(c, "name") : str(src, "name"), 255);
+    out->picture = dup_opt(arena, str(c, "picture") ? str(c, "picture") : str(src, "picture"), 500);
+    out->hd = dup_opt(arena, str(c, "hd") ? str(c, "hd") : str(src, "hd"), 255);
+    return out->email ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
 }
 
 /* Reads the header: RS256 and a kid, before any key is looked up. */
@@ -232,7 +263,7 @@ static int header_kid(nx_arena_t *arena, const char *token, size_t len, char **k
 }
 
 int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *nonce,
-                            nx_google_id_t *out, nx_err_t *err)
+                            const char *access_token, nx_google_id_t *out, nx_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     size_t len = token ? strlen(token) : 0;
@@ -272,6 +303,8 @@ int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *no
             rc = bad(err, "malformed claims");
         else
             rc = check_claims(arena, claims, issuer, nonce, out, err);
+        if (rc == NX_OK)
+            rc = identity(arena, claims, access_token, out, err);
     }
     json_decref(claims);
     cjose_jws_release(jws);

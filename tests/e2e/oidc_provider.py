@@ -2,10 +2,12 @@
 
 Real RS256 keys (python3-cryptography), real ID tokens (python3-jwt). Serves
 discovery, a JWKS with Cache-Control, an authorization endpoint that
-redirects back with a code, and a token endpoint that checks the client, the
-redirect URI and the PKCE S256 verifier. The test controls the claims of the
-next ID token (`next_claims`, None deletes a claim), the signing key (kid
-rotation), the JWKS max-age and a delay on the token endpoint.
+redirects back with a code, a token endpoint that checks the client (Basic or
+form, as its discovery document offers), the redirect URI and the PKCE S256
+verifier, and a userinfo endpoint for the access tokens it issued. The test
+controls the claims of the next ID token (`next_claims`, None deletes a
+claim), which claims only userinfo gives, the signing key (kid rotation), the
+JWKS max-age and a delay on the token endpoint.
 """
 import base64
 import hashlib
@@ -39,6 +41,10 @@ class Provider:
         self.client_secret = CLIENT_SECRET
         self.token_auth_methods = None  # token_endpoint_auth_methods_supported; None: absent
         self.token_auth_used = []       # the client authentication of each token request
+        self.userinfo_only = set()  # claims left out of ID tokens, served by userinfo only
+        self.userinfo_sub = None    # a sub for userinfo to answer with instead of the token's
+        self.userinfo = {}          # access token -> the claims userinfo answers with
+        self.userinfo_requests = 0
         self.jwks_max_age = 3600
         self.jwks_cache_control = None  # overrides the max-age header when set
         self.jwks_fetches = 0
@@ -87,7 +93,9 @@ class Provider:
         return {"keys": out}
 
     # ---- tokens -----------------------------------------------------------
-    def claims(self, sub=None, email=None, hd=None, **over):
+    def claims(self, sub=None, email=None, hd=None, _drop=(), **over):
+        """Google-like claims; a None in over deletes that claim, and so does
+        naming it in _drop (for sub, email and hd)."""
         now = int(time.time())
         sub = sub or str(secrets.randbelow(10**20))
         c = {"iss": self.issuer, "aud": CLIENT_ID, "azp": CLIENT_ID, "sub": sub,
@@ -101,6 +109,8 @@ class Provider:
                 c.pop(k, None)
             else:
                 c[k] = v
+        for k in _drop:
+            c.pop(k, None)
         return c
 
     def id_token(self, claims=None, kid=None, headers=None, **kw):
@@ -140,10 +150,19 @@ class Provider:
                         "authorization_endpoint": prov.base + "/authorize",
                         "token_endpoint": prov.base + "/token",
                         "jwks_uri": prov.base + "/jwks",
+                        "userinfo_endpoint": prov.base + "/userinfo",
                         "id_token_signing_alg_values_supported": ["RS256"],
                         **({"token_endpoint_auth_methods_supported": prov.token_auth_methods}
                            if prov.token_auth_methods is not None else {})},
                         cache="public, max-age=3600")
+                if u.path == "/userinfo":
+                    auth = self.headers.get("Authorization", "")
+                    with prov.lock:
+                        prov.userinfo_requests += 1
+                        claims = prov.userinfo.get(auth[7:]) if auth.startswith("Bearer ") else None
+                    if claims is None:
+                        return self._json(401, {"error": "invalid_token"})
+                    return self._json(200, claims)
                 if u.path == "/jwks":
                     with prov.lock:
                         prov.jwks_fetches += 1
@@ -214,8 +233,16 @@ class Provider:
                 kid = over.pop("_kid", None)
                 over = dict({"nonce": entry["nonce"]}, **over)
                 claims = prov.claims(**over)
-                tok = prov.id_token(claims, kid=kid)
-                return self._json(200, {"access_token": "ya29.test", "token_type": "Bearer",
+                access = "ya29." + secrets.token_urlsafe(16)
+                profile = {k: v for k, v in claims.items() if k in (
+                    "sub", "email", "email_verified", "name", "picture", "hd")}
+                if prov.userinfo_sub:
+                    profile["sub"] = prov.userinfo_sub
+                with prov.lock:
+                    prov.userinfo[access] = profile
+                tok = prov.id_token({k: v for k, v in claims.items()
+                                     if k not in prov.userinfo_only}, kid=kid)
+                return self._json(200, {"access_token": access, "token_type": "Bearer",
                                         "expires_in": 3599, "id_token": tok,
                                         "scope": "openid email profile"})
         return H

@@ -351,6 +351,47 @@ def test_provider_offering_no_usable_client_authentication_is_503(gserver, provi
     assert "client_secret_basic or client_secret_post" in r.json()["detail"]
 
 
+def test_claims_only_in_userinfo_are_read_from_it(gserver, provider, db):
+    """Issue 11 item 15: OIDC Core 5.4 lets a provider give email,
+    email_verified, name and hd from userinfo only."""
+    provider.userinfo_only = {"email", "email_verified", "name", "hd"}
+    r = sign_in(gserver, provider, sub="g-ui-1", email="ui@userinfo.test", hd="userinfo.test",
+                name="Ursula Info")
+    assert r.status == 200, r.body
+    b = r.json()
+    assert b["user"]["email"] == "ui@userinfo.test" and b["user"]["name"] == "Ursula Info"
+    assert b["organisation"]["domain"] == "userinfo.test"
+    assert provider.userinfo_requests == 1
+    # a provider that puts them in the ID token is not asked
+    provider.userinfo_only = set()
+    assert sign_in(gserver, provider, sub="g-ui-2", email="ui2@gmail.com").status == 200
+    assert provider.userinfo_requests == 1
+
+
+def test_userinfo_of_another_account_is_refused(gserver, provider, db):
+    provider.userinfo_only = {"email", "email_verified"}
+    provider.userinfo_sub = "someone-else"
+    before = db.sql("SELECT count(*) FROM users")
+    r = sign_in(gserver, provider, sub="g-ui-3", email="ui3@gmail.com")
+    assert r.status == 401, r.body
+    assert "another account" in r.json()["detail"]
+    assert db.sql("SELECT count(*) FROM users") == before
+
+
+@pytest.mark.parametrize("claim", ["email", "email_verified"])
+def test_a_missing_claim_is_named(gserver, provider, claim):
+    """A claim that is absent is not reported as an unverified address."""
+    tok = provider.id_token(email="named@gmail.com", _drop=[claim])
+    r = gserver.request("POST", "/auth/google/token", body={"id_token": tok})
+    assert r.status == 401, r.body
+    assert f'no "{claim}" claim' in r.json()["detail"], r.body
+    # the redirect flow asks userinfo, which lacks it too
+    provider.userinfo_only = {claim}
+    r = sign_in(gserver, provider, email="named2@gmail.com", _drop=[claim])
+    assert r.status == 401, r.body
+    assert f'no "{claim}" claim, in the ID token or from userinfo' in r.json()["detail"], r.body
+
+
 def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
     fetches = provider.jwks_fetches
