@@ -109,6 +109,11 @@ const char *nx_oidc_missing_settings(void);
 int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url,
                      nx_err_t *err);
 
+/* RFC 9207: the callback's iss (NULL when absent) must name the provider,
+ * and be there when its discovery document says it sends it.
+ * NX_EUNAUTHORIZED, NX_EUNAVAILABLE (no discovery document). */
+int nx_oidc_check_iss(nx_arena_t *arena, const char *iss, nx_err_t *err);
+
 /* Exchanges an authorization code (with the PKCE verifier) for the ID token
  * and, when the provider gives a bearer one, the access token (else NULL);
  * arena strings. NX_EUNAUTHORIZED when the provider refuses the code,

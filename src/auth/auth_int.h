@@ -16,6 +16,7 @@ typedef struct nx_oidc_provider {
     const char *jwks_uri;
     const char *userinfo_ep; /* NULL when the provider has none */
     bool basic_auth; /* client_secret_basic at the token endpoint, else _post */
+    bool iss_param;  /* RFC 9207: its authorization responses carry iss */
 } nx_oidc_provider_t;
 
 /* The provider's endpoints from the cached discovery document (fetched when

@@ -165,7 +165,9 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
     const char *u = json_string_value(json_object_get(doc, "userinfo_endpoint"));
     json_t *keep = json_pack("{ssssssssss}", "issuer", iss, "authorization_endpoint", a,
                              "token_endpoint", t, "jwks_uri", j, "token_auth", auth);
-    if (keep && http_url(u) && json_object_set_new(keep, "userinfo_endpoint", json_string(u)))
+    json_t *ip = json_object_get(doc, "authorization_response_iss_parameter_supported");
+    if (keep && ((http_url(u) && json_object_set_new(keep, "userinfo_endpoint", json_string(u))) ||
+                 json_object_set_new(keep, "iss_param", json_boolean(json_is_true(ip)))))
         json_decref(keep), keep = NULL;
     *text = keep ? dump(arena, keep) : NULL;
     json_decref(keep);
@@ -199,6 +201,7 @@ int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
     out->token_ep = get(arena, doc, "token_endpoint");
     out->jwks_uri = get(arena, doc, "jwks_uri");
     out->userinfo_ep = get(arena, doc, "userinfo_endpoint");
+    out->iss_param = json_is_true(json_object_get(doc, "iss_param"));
     out->basic_auth = strcmp(json_string_value(json_object_get(doc, "token_auth")),
                              "client_secret_basic") == 0;
     json_decref(doc);
@@ -236,6 +239,22 @@ int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url, 
     *url = nx_arena_sprintf(arena, "%s%s%s", p.auth_ep, strchr(p.auth_ep, '?') ? "&" : "?",
                             query);
     return *url ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+}
+
+int nx_oidc_check_iss(nx_arena_t *arena, const char *iss, nx_err_t *err)
+{
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    if (!iss && p.iss_param)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The callback lacks the iss parameter that "
+                                                 "the sign-in provider promises (RFC 9207).");
+    if (iss && !nx_oidc_iss_ok(p.issuer, iss))
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The callback's iss is not the configured "
+                                                 "sign-in provider: the response may come "
+                                                 "from another one.");
+    return NX_OK;
 }
 
 int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, char **id_token,

@@ -45,6 +45,10 @@ class Provider:
         self.userinfo_sub = None    # a sub for userinfo to answer with instead of the token's
         self.userinfo = {}          # access token -> the claims userinfo answers with
         self.userinfo_requests = 0
+        self.authorize_error = None  # (error, description): the next authorizations fail so
+        self.send_iss = False        # RFC 9207: add iss to the redirect back
+        self.callback_iss = None     # the iss sent when not the provider's own
+        self.iss_param_supported = False  # advertised in the discovery document
         self.jwks_max_age = 3600
         self.jwks_cache_control = None  # overrides the max-age header when set
         self.jwks_fetches = 0
@@ -151,6 +155,8 @@ class Provider:
                         "token_endpoint": prov.base + "/token",
                         "jwks_uri": prov.base + "/jwks",
                         "userinfo_endpoint": prov.base + "/userinfo",
+                        "authorization_response_iss_parameter_supported":
+                            prov.iss_param_supported,
                         "id_token_signing_alg_values_supported": ["RS256"],
                         **({"token_endpoint_auth_methods_supported": prov.token_auth_methods}
                            if prov.token_auth_methods is not None else {})},
@@ -180,8 +186,14 @@ class Provider:
                         claims = dict(prov.next_claims)
                         prov.codes[code] = {"challenge": q["code_challenge"], "nonce": q["nonce"],
                                             "redirect_uri": q["redirect_uri"], "claims": claims}
-                    loc = q["redirect_uri"] + "?" + urllib.parse.urlencode(
-                        {"code": code, "state": q["state"]})
+                    back = {"code": code, "state": q["state"]}
+                    if prov.authorize_error:
+                        back = {"error": prov.authorize_error[0], "state": q["state"]}
+                        if prov.authorize_error[1]:
+                            back["error_description"] = prov.authorize_error[1]
+                    if prov.send_iss:
+                        back["iss"] = prov.callback_iss or prov.issuer
+                    loc = q["redirect_uri"] + "?" + urllib.parse.urlencode(back)
                     self.send_response(302)
                     self.send_header("Location", loc)
                     self.send_header("Content-Length", "0")

@@ -392,6 +392,54 @@ def test_a_missing_claim_is_named(gserver, provider, claim):
     assert f'no "{claim}" claim, in the ID token or from userinfo' in r.json()["detail"], r.body
 
 
+@pytest.mark.parametrize("error,description,status,says", [
+    ("access_denied", "The user cancelled the sign-in", 401,
+     "cancelled or refused at the provider (access_denied: The user cancelled the sign-in)"),
+    ("access_denied", None, 401, "(access_denied)"),
+    ("temporarily_unavailable", "Try later", 503, "(temporarily_unavailable: Try later)"),
+    ("invalid_scope", None, 401, "did not complete the sign-in (invalid_scope)"),
+    ("access_denied", 'bad "quote" <b>', 401, "(access_denied)"),  # not RFC 6749 text: left out
+])
+def test_sign_in_the_provider_did_not_complete_names_its_error(gserver, provider, error,
+                                                                description, status, says):
+    """Issue 11 item 16: a cancelled sign-in (RFC 6749 4.1.2.1) comes back
+    with error and state but no code; it is answered with the error named."""
+    provider.authorize_error = (error, description)
+    b = Browser(gserver)
+    url, cookie, _ = b.login()
+    path = b.authorize(url)
+    assert "code=" not in path and "error=" in path
+    r = b.callback(path, cookie)
+    assert r.status == status, r.body
+    assert says in r.json()["detail"], r.body
+    assert "<b>" not in r.json()["detail"]
+    assert provider.token_requests == []
+
+
+@pytest.mark.parametrize("send,iss,supported,status", [
+    (True, None, True, 200),                            # its own iss
+    (False, None, False, 200),                          # none sent, none promised
+    (True, "https://accounts.google.com", False, 401),  # another provider's
+    (True, "{base}/", False, 401),
+    (False, None, True, 401),                           # promised but missing
+])
+def test_callback_iss_is_checked(gserver, provider, db, send, iss, supported, status):
+    """RFC 9207: a callback's iss names the provider that answered; another
+    one's (a mix-up) is refused before the code is spent."""
+    provider.send_iss, provider.iss_param_supported = send, supported
+    provider.callback_iss = iss.format(base=provider.base) if iss else None
+    r = sign_in(gserver, provider, email="iss-check@gmail.com")
+    assert r.status == status, r.body
+    if status == 401:
+        assert "iss" in r.json()["detail"]
+        assert provider.token_requests == []
+    # an error response of another provider is refused for its iss too
+    provider.authorize_error = ("access_denied", None)
+    r = sign_in(gserver, provider)
+    assert r.status == 401
+    assert ("iss" in r.json()["detail"]) == (status == 401), r.body
+
+
 def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
     fetches = provider.jwks_fetches
