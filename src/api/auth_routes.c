@@ -301,8 +301,16 @@ int nx_api_auth_token(nx_req_t *req, nx_err_t *err)
 
 /* ---- logout -------------------------------------------------------------- */
 
+/* A cookie-carrying logout is a cookie-authenticated write like any other:
+ * another site must not be able to sign the browser out. */
 int nx_api_auth_logout(nx_req_t *req, nx_err_t *err)
 {
+    const char *session = nx_req_cookie(req, NX_SESSION_COOKIE);
+    if (session && *session) {
+        int rc = nx_auth_check_origin(req, err);
+        if (rc != NX_OK)
+            return rc;
+    }
     char *clear = nx_session_cookie_clear(req->arena);
     if (!clear || nx_resp_header(req, "Set-Cookie", clear) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);

@@ -146,6 +146,10 @@ void nx_oidc_cache_reset(void);
  */
 int nx_auth_request(nx_req_t *req, nx_err_t *err);
 
+/* The cross-site check of a cookie-authenticated write: NX_OK for a safe
+ * method or an Origin (else Referer) of PUBLIC_URL, else NX_EFORBIDDEN. */
+int nx_auth_check_origin(nx_req_t *req, nx_err_t *err);
+
 /* Start-up for `serve`: resolves the JWT secret (nx_settings_finish_secret)
  * and registers nx_auth_request as the HTTP server's auth hook. NX_EINVAL
  * with a one-line detail naming the bad setting. */

@@ -51,7 +51,7 @@ static bool safe_method(const char *m)
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0;
 }
 
-static int check_csrf(nx_req_t *req, nx_err_t *err)
+int nx_auth_check_origin(nx_req_t *req, nx_err_t *err)
 {
     if (safe_method(req->method))
         return NX_OK;
@@ -93,7 +93,7 @@ int nx_auth_request(nx_req_t *req, nx_err_t *err)
     int rc = nx_jwt_verify(nx_cfg->jwt_secret, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
     if (rc != NX_OK)
         return rc;
-    if (cookie && (rc = check_csrf(req, err)) != NX_OK)
+    if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)
         return rc;
     memcpy(req->auth.user_id, c.sub, sizeof(req->auth.user_id));
     memcpy(req->auth.org_id, c.org_id, sizeof(req->auth.org_id));

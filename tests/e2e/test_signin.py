@@ -225,6 +225,32 @@ def test_logout_clears_the_cookie(gserver):
     assert value == "" and "Max-Age=0" in attrs
 
 
+@pytest.mark.parametrize("headers,status", [
+    ({"Origin": "https://evil.example"}, 403),
+    ({"Origin": "null"}, 403),
+    ({"Referer": "https://evil.example/page"}, 403),
+    ({}, 403),  # neither: refused, like any cookie-authenticated write
+    ({"Origin": "http://127.0.0.1"}, 204),
+    ({"Referer": "http://127.0.0.1/dashboard"}, 204),
+])
+def test_logout_from_another_site_is_refused(gserver, provider, headers, status):
+    """Issue 11 item 10: a cookie-carrying logout is checked like other
+    cookie-authenticated writes, so another site cannot sign the user out."""
+    provider.next_claims = {"email": "stay@gmail.com"}
+    session = cookies_of(Browser(gserver).sign_in())["nexus_session"][0]
+    r = gserver.request("POST", "/auth/logout",
+                        headers=dict(headers, Cookie=f"nexus_session={session}"))
+    assert r.status == status, r.body
+    if status == 403:
+        assert r.json()["type"] == "/problems/forbidden"
+        assert "nexus_session" not in cookies_of(r)
+    else:
+        assert cookies_of(r)["nexus_session"][0] == ""
+    # without a session cookie there is nothing to protect: 204 from anywhere
+    r = gserver.request("POST", "/auth/logout", headers={"Origin": "https://evil.example"})
+    assert r.status == 204
+
+
 # ---- refusals -------------------------------------------------------------------
 
 def test_wrong_state_is_refused(gserver, provider):
