@@ -305,7 +305,7 @@ int nx_api_auth_token(nx_req_t *req, nx_err_t *err)
  * another site must not be able to sign the browser out. */
 int nx_api_auth_logout(nx_req_t *req, nx_err_t *err)
 {
-    const char *session = nx_req_cookie(req, NX_SESSION_COOKIE);
+    const char *session = nx_req_cookie(req, nx_session_cookie_name());
     if (session && *session) {
         int rc = nx_auth_check_origin(req, err);
         if (rc != NX_OK)

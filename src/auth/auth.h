@@ -16,6 +16,7 @@
 #define NX_JWT_LEEWAY 30        /* seconds of clock skew for exp/nbf/iat */
 #define NX_JWT_ISSUER "nexusapi"
 #define NX_SESSION_COOKIE "nexus_session"
+#define NX_SESSION_COOKIE_HOST "__Host-nexus_session" /* when PUBLIC_URL is https */
 #define NX_LOGIN_COOKIE "nexus_login"
 #define NX_LOGIN_TTL 600        /* seconds a sign-in attempt stays valid */
 
@@ -83,6 +84,9 @@ int nx_login_state_parse(const char *secret, const char *cookie, long long now,
 /* True when state (from the callback's query) is the attempt's state
  * (constant-time). */
 bool nx_login_state_match(const nx_login_state_t *ls, const char *state);
+/* The session cookie's name: NX_SESSION_COOKIE_HOST when PUBLIC_URL is
+ * https, else NX_SESSION_COOKIE (static string). */
+const char *nx_session_cookie_name(void);
 /* Set-Cookie values (arena) clearing the login cookie, setting and clearing
  * the session cookie. */
 char *nx_login_cookie_clear(nx_arena_t *arena);
@@ -138,7 +142,7 @@ void nx_oidc_cache_reset(void);
 
 /*
  * Authenticates a request to an NX_ROUTE_AUTH/ADMIN route: a bearer token
- * from Authorization or the nexus_session cookie fills req->auth. A
+ * from Authorization or the session cookie fills req->auth. A
  * state-changing request authenticated by cookie must carry an Origin or
  * Referer matching PUBLIC_URL (else NX_EFORBIDDEN). NX_EUNAUTHORIZED when
  * there is no valid token. The user's existence and current role are

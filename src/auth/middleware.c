@@ -2,7 +2,8 @@
  * middleware.c - authentication of NX_ROUTE_AUTH / NX_ROUTE_ADMIN routes.
  *
  * Runs after routing and before the body is read: finds the access token
- * (Authorization: Bearer first, else the nexus_session cookie), verifies it
+ * (Authorization: Bearer first, else the session cookie: __Host-nexus_session
+ * when PUBLIC_URL is https, else nexus_session), verifies it
  * with the pinned algorithm and fills req->auth. It does not ask the
  * database anything: the user's existence and current role are checked by
  * the first statement of the handler's tenant transaction (nx_api_tx), in
@@ -83,7 +84,7 @@ int nx_auth_request(nx_req_t *req, nx_err_t *err)
         while (len && tok[len - 1] == ' ')
             len--;
     } else {
-        tok = nx_req_cookie(req, NX_SESSION_COOKIE);
+        tok = nx_req_cookie(req, nx_session_cookie_name());
         if (!tok || !*tok)
             return nx_err_set(err, NX_EUNAUTHORIZED, "An access token is required.");
         len = strlen(tok);

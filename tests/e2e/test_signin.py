@@ -251,6 +251,33 @@ def test_logout_from_another_site_is_refused(gserver, provider, headers, status)
     assert r.status == 204
 
 
+def test_session_cookie_has_the_host_prefix_over_https(server_factory, provider):
+    """Issue 11 item 12: behind an https PUBLIC_URL the session cookie is
+    __Host-nexus_session (Secure, Path=/, no Domain), and only that name is
+    read; over plain-http loopback it stays nexus_session."""
+    s = server_factory(PUBLIC_URL="https://app.example", **provider.env())
+    provider.next_claims = {"email": "host@gmail.com"}
+    r = Browser(s).sign_in()
+    assert r.status == 200, r.body
+    c = cookies_of(r)
+    assert "nexus_session" not in c
+    value, attrs = c["__Host-nexus_session"]
+    assert value == r.json()["access_token"]
+    parts = [a.strip() for a in attrs.split(";")]
+    assert "Secure" in parts and "Path=/" in parts and "HttpOnly" in parts
+    assert not any(a.lower().startswith("domain") for a in parts)
+    assert s.get("/api/v1/me", headers={"Cookie": f"__Host-nexus_session={value}"}).status == 200
+    assert s.get("/api/v1/me", headers={"Cookie": f"nexus_session={value}"}).status == 401
+    # logout clears the same name, and checks where it comes from
+    cookie = {"Cookie": f"__Host-nexus_session={value}"}
+    r = s.request("POST", "/auth/logout", headers=dict(cookie, Origin="https://evil.example"))
+    assert r.status == 403
+    r = s.request("POST", "/auth/logout", headers=dict(cookie, Origin="https://app.example"))
+    assert r.status == 204
+    value, attrs = cookies_of(r)["__Host-nexus_session"]
+    assert value == "" and "Max-Age=0" in attrs and "Secure" in attrs
+
+
 # ---- refusals -------------------------------------------------------------------
 
 def test_wrong_state_is_refused(gserver, provider):
