@@ -130,6 +130,26 @@ static const char *token_auth(json_t *doc)
     return post ? "client_secret_post" : NULL;
 }
 
+/* What we keep of a checked discovery document, as JSON text (arena). */
+static char *kept(nx_arena_t *arena, json_t *doc, const char *token_auth)
+{
+    const char *u = json_string_value(json_object_get(doc, "userinfo_endpoint"));
+    json_t *ip = json_object_get(doc, "authorization_response_iss_parameter_supported");
+    json_t *k = json_pack("{s:O, s:O, s:O, s:O, s:s, s:b}",
+                          "issuer", json_object_get(doc, "issuer"),
+                          "authorization_endpoint", json_object_get(doc, "authorization_endpoint"),
+                          "token_endpoint", json_object_get(doc, "token_endpoint"),
+                          "jwks_uri", json_object_get(doc, "jwks_uri"),
+                          "token_auth", token_auth, "iss_param", json_is_true(ip));
+    if (k && http_url(u) && json_object_set_new(k, "userinfo_endpoint", json_string(u)) != 0) {
+        json_decref(k);
+        return NULL;
+    }
+    char *text = k ? dump(arena, k) : NULL;
+    json_decref(k);
+    return text;
+}
+
 /* Fetches and checks the discovery document, caches what we use of it and
  * returns that as JSON text (arena). */
 static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
@@ -162,15 +182,7 @@ static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
                           "authentication this server supports (client_secret_basic or "
                           "client_secret_post).");
     }
-    const char *u = json_string_value(json_object_get(doc, "userinfo_endpoint"));
-    json_t *keep = json_pack("{ssssssssss}", "issuer", iss, "authorization_endpoint", a,
-                             "token_endpoint", t, "jwks_uri", j, "token_auth", auth);
-    json_t *ip = json_object_get(doc, "authorization_response_iss_parameter_supported");
-    if (keep && ((http_url(u) && json_object_set_new(keep, "userinfo_endpoint", json_string(u))) ||
-                 json_object_set_new(keep, "iss_param", json_boolean(json_is_true(ip)))))
-        json_decref(keep), keep = NULL;
-    *text = keep ? dump(arena, keep) : NULL;
-    json_decref(keep);
+    *text = kept(arena, doc, auth);
     if (!*text || nx_ttl_cache_put(&disc, (long long)time(NULL), *text, strlen(*text),
                                    r.max_age, r.no_store) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);
