@@ -15,6 +15,7 @@ BUILD   := build
 ASAN    := build/asan
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
+OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 
 .PHONY: all build deps web run test unit e2e bench bench-quick clean format
 
@@ -30,6 +31,11 @@ $(NPM_STAMP): web/package.json web/package-lock.json | deps
 
 web: $(NPM_STAMP)
 
+# The certified OpenID provider the sign-in tests run (tests/e2e/oidc).
+$(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
+	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 build: deps web
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target nexusapi
@@ -41,13 +47,13 @@ build-asan: deps web
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build build-asan
+test: deps build build-asan $(OIDC_STAMP)
 	@$(MAKE) --no-print-directory unit e2e
 
 unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-e2e:
+e2e: $(OIDC_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 bench: deps build

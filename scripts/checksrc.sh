@@ -3,7 +3,7 @@
 #  - banned calls: exit/abort outside cli/main.c and core/; printf-family
 #    output, atoi, sprintf, strcpy, and raw malloc/free outside core/
 #  - third-party headers stay in their module (libpq in db/, microhttpd in
-#    http/, cjose/openssl in auth/, curl in auth/ and jobs/providers/)
+#    http/, cjose/openssl in auth/, libcurl in httpc/)
 #  - every header compiles on its own
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ for f in $(find src -name '*.c' -o -name '*.h' | sort); do
   case "$f" in src/http/*) ;; *) [ -n "$(inc 'microhttpd')" ] && say "$f: libmicrohttpd outside src/http/";; esac
   case "$f" in src/auth/*) ;; *) [ -n "$(inc 'cjose')" ] && say "$f: cjose outside src/auth/";; esac
   case "$f" in src/auth/*) ;; *) [ -n "$(inc 'openssl')" ] && say "$f: OpenSSL outside src/auth/";; esac
-  case "$f" in src/auth/*|src/jobs/providers/*) ;; *) [ -n "$(inc 'curl')" ] && say "$f: libcurl outside auth/ and jobs/providers/";; esac
+  case "$f" in src/httpc/*) ;; *) [ -n "$(inc 'curl')" ] && say "$f: libcurl outside src/httpc/";; esac
 done
 
 # Every header is self-contained.

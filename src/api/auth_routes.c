@@ -3,7 +3,9 @@
  *
  *   GET  /auth/google/login     302 to the provider; signed nexus_login cookie
  *   GET  /auth/google/callback  state check (cookie + once, in the database),
- *                               code exchange, ID token, sign-in, session cookie
+ *                               iss (RFC 9207), code exchange, ID token
+ *                               (and userinfo), sign-in, session cookie; or
+ *                               the provider's error, named
  *   POST /auth/google/token     {"id_token"}: same sign-in for native clients
  *   POST /auth/logout           clears the session cookie, 204
  *
@@ -42,6 +44,9 @@ static const nx_stmt_t st_consume = {
 struct flow {
     nx_login_state_t ls;
     const char *code;     /* callback: the authorization code */
+    const char *iss;      /* callback: RFC 9207 iss, NULL when absent */
+    const char *error;    /* callback: the provider's error code, and its */
+    const char *error_description; /* description (NULL when unusable) */
     const char *id_token; /* token: the client's ID token */
     bool html;            /* callback asked for HTML: redirect to / */
 };
@@ -157,14 +162,52 @@ static int sign_in(nx_req_t *req, const nx_google_id_t *id, const struct flow *f
 static int callback_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct flow *f = ud;
-    char *id_token = NULL;
+    char *id_token = NULL, *access_token = NULL;
     nx_google_id_t id;
-    int rc = nx_oidc_exchange(req->arena, f->code, f->ls.verifier, &id_token, err);
+    int rc = nx_oidc_check_iss(req->arena, f->iss, err);
     if (rc == NX_OK)
-        rc = nx_jwks_verify_id_token(req->arena, id_token, f->ls.nonce, &id, err);
+        rc = nx_oidc_exchange(req->arena, f->code, f->ls.verifier, &id_token, &access_token,
+                              err);
+    if (rc == NX_OK)
+        rc = nx_jwks_verify_id_token(req->arena, id_token, f->ls.nonce, access_token, &id, err);
     if (rc == NX_OK)
         rc = sign_in(req, &id, f, true, err);
     return rc;
+}
+
+/* An error response (RFC 6749 4.1.2.1): the user cancelled (access_denied),
+ * the provider is down (503), or it refused the request. Its iss is checked
+ * first, so another provider cannot put words in this one's mouth. */
+static int provider_error_work(nx_req_t *req, void *ud, nx_err_t *err)
+{
+    struct flow *f = ud;
+    int rc = nx_oidc_check_iss(req->arena, f->iss, err);
+    if (rc != NX_OK)
+        return rc;
+    const char *e = f->error, *d = f->error_description;
+    const char *sep = d ? ": " : "";
+    d = d ? d : "";
+    if (strcmp(e, "access_denied") == 0)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in was cancelled or refused at the "
+                                                 "provider (access_denied%s%s).", sep, d);
+    if (strcmp(e, "temporarily_unavailable") == 0 || strcmp(e, "server_error") == 0)
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider could not complete the "
+                                                "sign-in (%s%s%s): try again later.", e, sep, d);
+    return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in provider did not complete the "
+                                             "sign-in (%s%s%s).", e, sep, d);
+}
+
+/* A copy of an error or error_description if it keeps to RFC 6749's
+ * characters (printable ASCII but quote and backslash) and max bytes; else
+ * NULL. */
+static const char *provider_text(nx_arena_t *arena, const char *s, size_t max)
+{
+    if (!s || !*s || strlen(s) > max)
+        return NULL;
+    for (const char *p = s; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            return NULL;
+    return nx_arena_strdup(arena, s);
 }
 
 /* The state in the query must be the one in this browser's signed cookie,
@@ -199,14 +242,25 @@ int nx_api_auth_callback(nx_req_t *req, nx_err_t *err)
     int rc = not_configured(err);
     if (rc != NX_OK)
         return rc;
-    const char *error = nx_req_query(req, "error");
-    if (error)
-        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in was not completed at the provider.");
+    const char *error = nx_req_query(req, "error"), *iss = nx_req_query(req, "iss");
     const char *code = nx_req_query(req, "code"), *state = nx_req_query(req, "state");
-    if (!code || !*code || !state || !*state || strlen(code) > 2048 || strlen(state) > 128)
-        return nx_err_set(err, NX_EINVAL, "The callback needs the code and state parameters.");
+    if (iss && (!*iss || strlen(iss) > 512))
+        return nx_err_set(err, NX_EINVAL, "The callback's iss parameter is empty or too long.");
     struct flow *f = nx_arena_calloc(req->arena, sizeof(*f));
-    if (!f || !(f->code = nx_arena_strdup(req->arena, code)))
+    if (!f || (iss && !(f->iss = nx_arena_strdup(req->arena, iss))))
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    if (error) {
+        f->error = provider_text(req->arena, error, 64);
+        f->error_description =
+            provider_text(req->arena, nx_req_query(req, "error_description"), 160);
+        if (!f->error)
+            f->error = "an unrecognised error";
+        return nx_req_offload(req, provider_error_work, f);
+    }
+    if (!code || !*code || !state || !*state || strlen(code) > 2048 || strlen(state) > 128)
+        return nx_err_set(err, NX_EINVAL, "The callback needs the code and state parameters "
+                                          "(or error, when the sign-in was not completed).");
+    if (!(f->code = nx_arena_strdup(req->arena, code)))
         return nx_err_set(err, NX_ENOMEM, NULL);
     if ((rc = check_state(req, f, state, err)) != NX_OK)
         return rc;
@@ -221,7 +275,7 @@ static int token_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct flow *f = ud;
     nx_google_id_t id;
-    int rc = nx_jwks_verify_id_token(req->arena, f->id_token, NULL, &id, err);
+    int rc = nx_jwks_verify_id_token(req->arena, f->id_token, NULL, NULL, &id, err);
     if (rc == NX_OK)
         rc = sign_in(req, &id, NULL, false, err);
     return rc;
@@ -247,8 +301,16 @@ int nx_api_auth_token(nx_req_t *req, nx_err_t *err)
 
 /* ---- logout -------------------------------------------------------------- */
 
+/* A cookie-carrying logout is a cookie-authenticated write like any other:
+ * another site must not be able to sign the browser out. */
 int nx_api_auth_logout(nx_req_t *req, nx_err_t *err)
 {
+    const char *session = nx_req_cookie(req, nx_session_cookie_name());
+    if (session && *session) {
+        int rc = nx_auth_check_origin(req, err);
+        if (rc != NX_OK)
+            return rc;
+    }
     char *clear = nx_session_cookie_clear(req->arena);
     if (!clear || nx_resp_header(req, "Set-Cookie", clear) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);

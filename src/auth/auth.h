@@ -1,8 +1,8 @@
 /*
  * auth.h - access tokens, Google sign-in and the request authenticator.
  *
- * auth/ is the only user of JOSE (cjose) and of OpenSSL's HMAC/SHA; libcurl
- * appears here only in the Google clients (google_oidc.c, jwks.c). Results
+ * auth/ is the only user of JOSE (cjose) and of OpenSSL's HMAC/SHA; its
+ * calls to the sign-in provider go through httpc (google_oidc.c). Results
  * handed to callers live on the caller's arena unless a comment says
  * otherwise. Every verification failure is NX_EUNAUTHORIZED with a
  * client-safe detail: garbage input never becomes a 500.
@@ -16,6 +16,7 @@
 #define NX_JWT_LEEWAY 30        /* seconds of clock skew for exp/nbf/iat */
 #define NX_JWT_ISSUER "nexusapi"
 #define NX_SESSION_COOKIE "nexus_session"
+#define NX_SESSION_COOKIE_HOST "__Host-nexus_session" /* when PUBLIC_URL is https */
 #define NX_LOGIN_COOKIE "nexus_login"
 #define NX_LOGIN_TTL 600        /* seconds a sign-in attempt stays valid */
 
@@ -83,6 +84,9 @@ int nx_login_state_parse(const char *secret, const char *cookie, long long now,
 /* True when state (from the callback's query) is the attempt's state
  * (constant-time). */
 bool nx_login_state_match(const nx_login_state_t *ls, const char *state);
+/* The session cookie's name: NX_SESSION_COOKIE_HOST when PUBLIC_URL is
+ * https, else NX_SESSION_COOKIE (static string). */
+const char *nx_session_cookie_name(void);
 /* Set-Cookie values (arena) clearing the login cookie, setting and clearing
  * the session cookie. */
 char *nx_login_cookie_clear(nx_arena_t *arena);
@@ -109,20 +113,27 @@ const char *nx_oidc_missing_settings(void);
 int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url,
                      nx_err_t *err);
 
+/* RFC 9207: the callback's iss (NULL when absent) must name the provider,
+ * and be there when its discovery document says it sends it.
+ * NX_EUNAUTHORIZED, NX_EUNAVAILABLE (no discovery document). */
+int nx_oidc_check_iss(nx_arena_t *arena, const char *iss, nx_err_t *err);
+
 /* Exchanges an authorization code (with the PKCE verifier) for the ID token
- * (arena string). NX_EUNAUTHORIZED when the provider refuses the code,
+ * and, when the provider gives a bearer one, the access token (else NULL);
+ * arena strings. NX_EUNAUTHORIZED when the provider refuses the code,
  * NX_EUNAVAILABLE when it cannot be reached. */
 int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier,
-                     char **id_token, nx_err_t *err);
+                     char **id_token, char **access_token, nx_err_t *err);
 
 /*
- * Verifies a Google ID token: RS256 against the provider's JWKS, iss, aud ==
- * GOOGLE_CLIENT_ID, exp (with skew), email_verified, and nonce when nonce is
- * non-NULL. NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the keys cannot be
- * fetched.
+ * Verifies a Google ID token: RS256 against the provider's JWKS, iss (the
+ * discovery document's issuer), aud == GOOGLE_CLIENT_ID, exp (with skew),
+ * nonce when nonce is non-NULL, then email and email_verified, read from
+ * userinfo with access_token (may be NULL) when the token lacks them.
+ * NX_EUNAUTHORIZED, or NX_EUNAVAILABLE when the provider cannot be reached.
  */
 int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *nonce,
-                            nx_google_id_t *out, nx_err_t *err);
+                            const char *access_token, nx_google_id_t *out, nx_err_t *err);
 
 /* Drops the cached discovery document and keys (tests, reconfiguration). */
 void nx_oidc_cache_reset(void);
@@ -139,6 +150,10 @@ void nx_oidc_cache_reset(void);
  * request's tenant transaction.
  */
 int nx_auth_stage(nx_req_t *req, nx_err_t *err);
+
+/* The cross-site check of a cookie-authenticated write: NX_OK for a safe
+ * method or an Origin (else Referer) of PUBLIC_URL, else NX_EFORBIDDEN. */
+int nx_auth_check_origin(nx_req_t *req, nx_err_t *err);
 
 /* Start-up for `serve`: resolves the JWT secret (nx_settings_finish_secret).
  * NX_EINVAL with a one-line detail naming the bad setting. */

@@ -1,12 +1,13 @@
 /*
  * google_oidc.c - the relying-party side of Google's OpenID Connect code
- * flow: the discovery document, the authorization URL, the code exchange,
- * and the libcurl helper the JWKS client shares.
+ * flow: the discovery document, the authorization URL and the code exchange.
  *
- * The discovery document is cached process-wide (heap copies under a mutex,
- * never arena pointers) for its Cache-Control max-age (an hour when the
- * provider gives none). Fetches run without the lock, so one slow provider
- * answer never blocks other threads' cache reads; callers run on offload
+ * Every call to the provider goes through httpc (timeouts, size cap, no
+ * redirects, TLS verification). The discovery document is checked once and
+ * its endpoints cached process-wide (core/ttl_cache: a heap copy of a small
+ * JSON object) for its Cache-Control max-age, an hour when it gives none,
+ * and at least a minute. Fetches run without the cache lock, so one slow
+ * provider answer never blocks other threads' reads; callers run on offload
  * threads (nx_req_offload), never on an HTTP pool thread.
  */
 #include "core/nx.h"
@@ -14,135 +15,15 @@
 #include "auth/auth_int.h"
 #include "config/settings.h"
 #include "core/arena.h"
-#include "core/buf.h"
 #include "core/err.h"
-#include "core/mem.h"
+#include "core/ttl_cache.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#define DEFAULT_TTL 3600
-#define CONNECT_TIMEOUT_MS 5000
-#define TOTAL_TIMEOUT_MS 10000
-
-/* ---- outbound HTTP ------------------------------------------------------ */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    nx_buf_t *b = ud;
-    return nx_buf_append(b, p, size * n) == NX_OK ? size * n : 0;
-}
-
-/* Reads max-age and no-store/no-cache out of a Cache-Control header. */
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    nx_fetch_t *f = ud;
-    size_t len = size * n;
-    static const char name[] = "cache-control:";
-    if (len <= sizeof(name) - 1 || strncasecmp(p, name, sizeof(name) - 1) != 0)
-        return len;
-    char v[256];
-    size_t vl = len - (sizeof(name) - 1);
-    if (vl >= sizeof(v))
-        vl = sizeof(v) - 1;
-    memcpy(v, p + sizeof(name) - 1, vl);
-    v[vl] = '\0';
-    for (char *c = v; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
-    if (strstr(v, "no-store") || strstr(v, "no-cache"))
-        f->no_store = true;
-    char *ma = strstr(v, "max-age=");
-    if (ma) {
-        char *end;
-        long s = strtol(ma + 8, &end, 10);
-        if (end != ma + 8 && s >= 0)
-            f->max_age = s > 86400 * 7 ? 86400 * 7 : s;
-    }
-    return len;
-}
-
-int nx_auth_fetch(nx_arena_t *arena, const char *url, const char *form_body, nx_fetch_t *out,
-                  nx_err_t *err)
-{
-    pthread_once(&curl_once, curl_init);
-    memset(out, 0, sizeof(*out));
-    out->max_age = -1;
-    nx_buf_t b;
-    nx_buf_init(&b, arena, NX_FETCH_MAX);
-    CURL *c = curl_easy_init();
-    if (!c)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)TOTAL_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)NX_FETCH_MAX);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "nexusapi/" NX_VERSION);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    if (form_body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form_body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form_body));
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        nx_err_log(err, "fetch %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider could not be reached.");
-    }
-    out->body = b.data ? b.data : nx_arena_strdup(arena, "");
-    out->len = b.data ? b.len : 0;
-    return out->body ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
-}
-
-char *nx_auth_urlencode(nx_arena_t *arena, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = nx_arena_alloc(arena, 3 * n + 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* ---- discovery ---------------------------------------------------------- */
-
-static struct {
-    pthread_mutex_t lock;
-    char *auth_ep, *token_ep, *jwks_uri; /* heap */
-    long long expires;
-} disc = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static nx_ttl_cache_t disc = NX_TTL_CACHE_INIT(3600, 60, 86400, 60);
 
 const char *nx_oidc_missing_settings(void)
 {
@@ -155,90 +36,193 @@ const char *nx_oidc_missing_settings(void)
     return id ? "GOOGLE_CLIENT_SECRET" : "GOOGLE_CLIENT_ID";
 }
 
-static void disc_clear(void)
-{
-    nx_free(disc.auth_ep);
-    nx_free(disc.token_ep);
-    nx_free(disc.jwks_uri);
-    disc.auth_ep = disc.token_ep = disc.jwks_uri = NULL;
-    disc.expires = 0;
-}
-
 void nx_oidc_cache_reset(void)
 {
-    pthread_mutex_lock(&disc.lock);
-    disc_clear();
-    pthread_mutex_unlock(&disc.lock);
+    nx_ttl_cache_clear(&disc);
     nx_jwks_cache_reset();
 }
+
+/* ---- calls to the provider ---------------------------------------------- */
+
+int nx_oidc_call(nx_arena_t *arena, nx_httpc_req_t *q, nx_httpc_resp_t *r, nx_err_t *err)
+{
+    q->service = "the sign-in provider";
+    q->allow_http = strncmp(nx_cfg->google_discovery_url, "http://", 7) == 0;
+    nx_err_t e = {0};
+    int rc = nx_httpc_perform(arena, q, r, &e);
+    if (rc == NX_OK || rc == NX_ENOMEM)
+        return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
+    nx_err_log(err, "%s", e.log_detail);
+    return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider could not be reached.");
+}
+
+json_t *nx_oidc_json(nx_arena_t *arena, const nx_httpc_resp_t *r)
+{
+    json_t *v = NULL;
+    if (nx_httpc_json(arena, r, NULL, &v, NULL) != NX_OK || !json_is_object(v))
+        return NULL;
+    return v;
+}
+
+/* ---- discovery ---------------------------------------------------------- */
+
+#define WELL_KNOWN "/.well-known/openid-configuration"
+#define GOOGLE_ISSUER "https://accounts.google.com"
 
 static bool http_url(const char *s)
 {
     return s && (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0);
 }
 
-static int fetch_discovery(nx_arena_t *arena, nx_err_t *err)
+bool nx_oidc_issuer_matches(const char *url, const char *issuer)
 {
-    nx_fetch_t f;
-    int rc = nx_auth_fetch(arena, nx_cfg->google_discovery_url, NULL, &f, err);
+    if (!url || !http_url(issuer) || strpbrk(issuer, "?#"))
+        return false;
+    size_t n = strlen(issuer);
+    while (n && issuer[n - 1] == '/') /* removed before appending, per 4.1 */
+        n--;
+    if (strncmp(url, issuer, n) != 0)
+        return false;
+    const char *rest = url + n;
+    size_t ul = strlen(url), wl = strlen(WELL_KNOWN);
+    if (ul >= wl && strcmp(url + ul - wl, WELL_KNOWN) == 0)
+        return strcmp(rest, WELL_KNOWN) == 0;
+    return *rest == '/' || *rest == '\0';
+}
+
+bool nx_oidc_iss_ok(const char *issuer, const char *iss)
+{
+    if (!issuer || !iss)
+        return false;
+    if (strcmp(iss, issuer) == 0)
+        return true;
+    return strcmp(issuer, GOOGLE_ISSUER) == 0 && strcmp(iss, "accounts.google.com") == 0;
+}
+
+/* An arena copy of v as compact JSON text. */
+static char *dump(nx_arena_t *arena, const json_t *v)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *s = n ? nx_arena_alloc(arena, n + 1) : NULL;
+    if (!s || json_dumpb(v, s, n, JSON_COMPACT) != n)
+        return NULL;
+    s[n] = '\0';
+    return s;
+}
+
+/* How we authenticate at the token endpoint: HTTP Basic, which RFC 6749
+ * 2.3.1 has every server support and OpenID Discovery makes the default,
+ * unless the document offers only client_secret_post. NULL: neither. */
+static const char *token_auth(json_t *doc)
+{
+    json_t *m = json_object_get(doc, "token_endpoint_auth_methods_supported");
+    if (!m)
+        return "client_secret_basic";
+    bool post = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(m, i, v) {
+        const char *s = json_string_value(v);
+        if (s && strcmp(s, "client_secret_basic") == 0)
+            return "client_secret_basic";
+        post = post || (s && strcmp(s, "client_secret_post") == 0);
+    }
+    return post ? "client_secret_post" : NULL;
+}
+
+/* What we keep of a checked discovery document, as JSON text (arena). */
+static char *kept(nx_arena_t *arena, json_t *doc, const char *token_auth)
+{
+    const char *u = json_string_value(json_object_get(doc, "userinfo_endpoint"));
+    json_t *ip = json_object_get(doc, "authorization_response_iss_parameter_supported");
+    json_t *k = json_pack("{s:O, s:O, s:O, s:O, s:s, s:b}",
+                          "issuer", json_object_get(doc, "issuer"),
+                          "authorization_endpoint", json_object_get(doc, "authorization_endpoint"),
+                          "token_endpoint", json_object_get(doc, "token_endpoint"),
+                          "jwks_uri", json_object_get(doc, "jwks_uri"),
+                          "token_auth", token_auth, "iss_param", json_is_true(ip));
+    if (k && http_url(u) && json_object_set_new(k, "userinfo_endpoint", json_string(u)) != 0) {
+        json_decref(k);
+        return NULL;
+    }
+    char *text = k ? dump(arena, k) : NULL;
+    json_decref(k);
+    return text;
+}
+
+/* Fetches and checks the discovery document, caches what we use of it and
+ * returns that as JSON text (arena). */
+static int fetch_discovery(nx_arena_t *arena, char **text, nx_err_t *err)
+{
+    nx_httpc_req_t q = {.url = nx_cfg->google_discovery_url};
+    nx_httpc_resp_t r;
+    int rc = nx_oidc_call(arena, &q, &r, err);
     if (rc != NX_OK)
         return rc;
-    json_t *doc = f.status == 200 ? json_loadb(f.body, f.len, 0, NULL) : NULL;
+    json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    const char *iss = json_string_value(json_object_get(doc, "issuer"));
     const char *a = json_string_value(json_object_get(doc, "authorization_endpoint"));
     const char *t = json_string_value(json_object_get(doc, "token_endpoint"));
     const char *j = json_string_value(json_object_get(doc, "jwks_uri"));
     if (!http_url(a) || !http_url(t) || !http_url(j)) {
-        json_decref(doc);
-        nx_err_log(err, "discovery document: status %ld, missing endpoints", f.status);
+        nx_err_log(err, "discovery document: status %ld, missing endpoints", r.status);
         return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available.");
     }
-    long long ttl = f.no_store ? 0 : f.max_age >= 0 ? f.max_age : DEFAULT_TTL;
-    pthread_mutex_lock(&disc.lock);
-    disc_clear();
-    disc.auth_ep = nx_strdup(a);
-    disc.token_ep = nx_strdup(t);
-    disc.jwks_uri = nx_strdup(j);
-    disc.expires = (long long)time(NULL) + ttl;
-    rc = disc.auth_ep && disc.token_ep && disc.jwks_uri ? NX_OK : NX_ENOMEM;
-    if (rc != NX_OK)
-        disc_clear();
-    pthread_mutex_unlock(&disc.lock);
-    json_decref(doc);
-    return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
-}
-
-/* Copies the endpoints out of the cache (fetching when stale). With max-age
- * 0 the fresh copy is still used once, by this request. */
-static int endpoints(nx_arena_t *arena, char **auth_ep, char **token_ep, char **jwks_uri,
-                     nx_err_t *err)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        pthread_mutex_lock(&disc.lock);
-        bool fresh = disc.auth_ep && (disc.expires > (long long)time(NULL) || attempt == 1);
-        if (fresh) {
-            if (auth_ep)
-                *auth_ep = nx_arena_strdup(arena, disc.auth_ep);
-            if (token_ep)
-                *token_ep = nx_arena_strdup(arena, disc.token_ep);
-            if (jwks_uri)
-                *jwks_uri = nx_arena_strdup(arena, disc.jwks_uri);
-        }
-        pthread_mutex_unlock(&disc.lock);
-        if (fresh)
-            return NX_OK;
-        if (attempt == 0) {
-            int rc = fetch_discovery(arena, err);
-            if (rc != NX_OK)
-                return rc;
-        }
+    if (!nx_oidc_issuer_matches(nx_cfg->google_discovery_url, iss)) {
+        nx_err_log(err, "discovery document: issuer \"%.200s\" is not the one of %s",
+                   iss ? iss : "(none)", nx_cfg->google_discovery_url);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available: its "
+                                                "discovery document names another issuer or none.");
     }
-    return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available.");
+    const char *auth = token_auth(doc);
+    if (!auth) {
+        nx_err_log(err, "discovery document: no client_secret_basic or client_secret_post");
+        return nx_err_set(err, NX_EUNAVAILABLE,
+                          "The sign-in provider is not available: it offers no client "
+                          "authentication this server supports (client_secret_basic or "
+                          "client_secret_post).");
+    }
+    *text = kept(arena, doc, auth);
+    if (!*text || nx_ttl_cache_put(&disc, (long long)time(NULL), *text, strlen(*text),
+                                   r.max_age, r.no_store) != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
 }
 
-int nx_oidc_jwks_uri(nx_arena_t *arena, char **out, nx_err_t *err)
+/* An arena copy of a string member of the cached document; NULL if absent. */
+static const char *get(nx_arena_t *arena, json_t *doc, const char *name)
 {
-    return endpoints(arena, NULL, NULL, out, err);
+    const char *v = json_string_value(json_object_get(doc, name));
+    return v ? nx_arena_strdup(arena, v) : NULL;
 }
+
+int nx_oidc_provider(nx_arena_t *arena, nx_oidc_provider_t *out, nx_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    char *text = NULL;
+    int rc = nx_ttl_cache_get(&disc, (long long)time(NULL), arena, &text, NULL);
+    if (rc == NX_ENOTFOUND)
+        rc = fetch_discovery(arena, &text, err);
+    if (rc != NX_OK)
+        return rc == NX_ENOMEM ? nx_err_set(err, rc, NULL) : rc;
+    json_t *doc = json_loads(text, 0, NULL);
+    if (!doc)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    out->issuer = get(arena, doc, "issuer");
+    out->auth_ep = get(arena, doc, "authorization_endpoint");
+    out->token_ep = get(arena, doc, "token_endpoint");
+    out->jwks_uri = get(arena, doc, "jwks_uri");
+    out->userinfo_ep = get(arena, doc, "userinfo_endpoint");
+    out->iss_param = json_is_true(json_object_get(doc, "iss_param"));
+    out->basic_auth = strcmp(json_string_value(json_object_get(doc, "token_auth")),
+                             "client_secret_basic") == 0;
+    json_decref(doc);
+    if (!out->issuer || !out->auth_ep || !out->token_ep || !out->jwks_uri)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+/* ---- the code flow -------------------------------------------------------- */
 
 static char *redirect_uri(nx_arena_t *arena)
 {
@@ -251,63 +235,117 @@ static char *redirect_uri(nx_arena_t *arena)
 
 int nx_oidc_auth_url(nx_arena_t *arena, const nx_login_state_t *ls, char **url, nx_err_t *err)
 {
-    char *auth_ep = NULL;
-    int rc = endpoints(arena, &auth_ep, NULL, NULL, err);
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
     if (rc != NX_OK)
         return rc;
     char challenge[44];
     nx_pkce_challenge(ls->verifier, challenge);
-    char *ru = redirect_uri(arena);
-    char *cid = nx_auth_urlencode(arena, nx_cfg->google_client_id);
-    char *eru = ru ? nx_auth_urlencode(arena, ru) : NULL;
-    if (!auth_ep || !cid || !eru)
+    const char *pairs[] = {"response_type", "code", "client_id", nx_cfg->google_client_id,
+                           "redirect_uri", redirect_uri(arena), "scope", "openid email profile",
+                           "state", ls->state, "nonce", ls->nonce, "code_challenge", challenge,
+                           "code_challenge_method", "S256", NULL};
+    char *query = pairs[5] ? nx_httpc_form(arena, pairs) : NULL;
+    if (!query)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    *url = nx_arena_sprintf(arena,
-                            "%s%sresponse_type=code&client_id=%s&redirect_uri=%s"
-                            "&scope=openid%%20email%%20profile&state=%s&nonce=%s"
-                            "&code_challenge=%s&code_challenge_method=S256",
-                            auth_ep, strchr(auth_ep, '?') ? "&" : "?", cid, eru, ls->state,
-                            ls->nonce, challenge);
+    *url = nx_arena_sprintf(arena, "%s%s%s", p.auth_ep, strchr(p.auth_ep, '?') ? "&" : "?",
+                            query);
     return *url ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
 }
 
-int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, char **id_token,
-                     nx_err_t *err)
+int nx_oidc_check_iss(nx_arena_t *arena, const char *iss, nx_err_t *err)
 {
-    char *token_ep = NULL;
-    int rc = endpoints(arena, NULL, &token_ep, NULL, err);
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
     if (rc != NX_OK)
         return rc;
-    char *ru = redirect_uri(arena);
-    char *form = ru ? nx_arena_sprintf(
-                          arena,
-                          "grant_type=authorization_code&code=%s&redirect_uri=%s&client_id=%s"
-                          "&client_secret=%s&code_verifier=%s",
-                          nx_auth_urlencode(arena, code), nx_auth_urlencode(arena, ru),
-                          nx_auth_urlencode(arena, nx_cfg->google_client_id),
-                          nx_auth_urlencode(arena, nx_cfg->google_client_secret),
-                          nx_auth_urlencode(arena, verifier))
-                    : NULL;
-    if (!token_ep || !form)
+    if (!iss && p.iss_param)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The callback lacks the iss parameter that "
+                                                 "the sign-in provider promises (RFC 9207).");
+    if (iss && !nx_oidc_iss_ok(p.issuer, iss))
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The callback's iss is not the configured "
+                                                 "sign-in provider: the response may come "
+                                                 "from another one.");
+    return NX_OK;
+}
+
+int nx_oidc_exchange(nx_arena_t *arena, const char *code, const char *verifier, char **id_token,
+                     char **access_token, nx_err_t *err)
+{
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    /* With Basic the credentials are form-encoded first (RFC 6749 2.3.1) and
+     * stay out of the body; client_secret_post puts both in the body. */
+    const char *id = nx_cfg->google_client_id, *secret = nx_cfg->google_client_secret;
+    const char *pairs[] = {"grant_type", "authorization_code", "code", code,
+                           "redirect_uri", redirect_uri(arena), "code_verifier", verifier,
+                           "client_id", p.basic_auth ? NULL : id,
+                           "client_secret", p.basic_auth ? NULL : secret, NULL};
+    char *form = pairs[5] ? nx_httpc_form(arena, pairs) : NULL;
+    nx_httpc_req_t q = {.method = "POST", .url = p.token_ep, .body = form,
+                        .body_len = form ? strlen(form) : 0, .content_type = NX_HTTPC_FORM};
+    if (p.basic_auth) {
+        q.basic_user = nx_httpc_escape(arena, id);
+        q.basic_password = nx_httpc_escape(arena, secret);
+    }
+    if (!form || (p.basic_auth && (!q.basic_user || !q.basic_password)))
         return nx_err_set(err, NX_ENOMEM, NULL);
-    nx_fetch_t f;
-    rc = nx_auth_fetch(arena, token_ep, form, &f, err);
-    if (rc != NX_OK)
+    nx_httpc_resp_t r;
+    if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
         return rc;
-    if (f.status >= 500 || f.status < 200) {
-        nx_err_log(err, "token endpoint answered %ld", f.status);
+    if (r.status >= 500 || r.status < 200) {
+        nx_err_log(err, "token endpoint answered %ld", r.status);
         return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider is not available.");
     }
-    json_t *doc = json_loadb(f.body, f.len, 0, NULL);
+    json_t *doc = nx_oidc_json(arena, &r);
     const char *tok = json_string_value(json_object_get(doc, "id_token"));
-    if (f.status != 200 || !tok) {
+    if (r.status != 200 || !tok) {
         const char *e = json_string_value(json_object_get(doc, "error"));
-        nx_err_log(err, "token endpoint answered %ld (%s)", f.status, e ? e : "no id_token");
-        json_decref(doc);
+        nx_err_log(err, "token endpoint answered %ld (%s)", r.status, e ? e : "no id_token");
         return nx_err_set(err, NX_EUNAUTHORIZED,
                           "The sign-in provider refused the authorization code.");
     }
     *id_token = nx_arena_strdup(arena, tok);
-    json_decref(doc);
-    return *id_token ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+    const char *at = json_string_value(json_object_get(doc, "access_token"));
+    const char *type = json_string_value(json_object_get(doc, "token_type"));
+    /* only a bearer token can be shown to userinfo */
+    *access_token = at && type && strcasecmp(type, "Bearer") == 0 ? nx_arena_strdup(arena, at)
+                                                                  : NULL;
+    if (!*id_token || (at && type && !*access_token))
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+int nx_oidc_userinfo(nx_arena_t *arena, const char *access_token, const char *sub,
+                     json_t **out, nx_err_t *err)
+{
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    if (!p.userinfo_ep)
+        return NX_ENOTFOUND;
+    char *bearer = nx_arena_sprintf(arena, "Authorization: Bearer %s", access_token);
+    const char *headers[] = {bearer, NULL};
+    if (!bearer)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    nx_httpc_req_t q = {.url = p.userinfo_ep, .headers = headers};
+    nx_httpc_resp_t r;
+    if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
+        return rc;
+    json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    const char *usub = json_string_value(json_object_get(doc, "sub"));
+    if (!doc) {
+        nx_err_log(err, "userinfo answered %ld, not a JSON object", r.status);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's userinfo could not be "
+                                                "read.");
+    }
+    /* Core 5.3.2: userinfo of another sub must not be used (token substitution) */
+    if (!usub || strcmp(usub, sub) != 0)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in provider's userinfo is for "
+                                                 "another account than the ID token.");
+    *out = doc;
+    return NX_OK;
 }

@@ -1,16 +1,18 @@
 /*
  * jwks.c - Google's signing keys and the ID-token check.
  *
- * The JWKS is cached process-wide as heap copies of each key's JSON, keyed
- * by kid, for the Cache-Control max-age of its answer. Each verification
- * imports its own cjose key from that JSON, so no cjose object is shared
- * between threads. A token whose kid is not cached triggers a refetch at
- * most once a minute (a stream of made-up kids cannot make us hammer the
- * provider); an expired cache is always refetched.
+ * The JWKS's usable keys are cached process-wide (core/ttl_cache: a heap
+ * copy of their JSON) for the Cache-Control max-age of its answer, at least
+ * a minute even for max-age=0 or no-store. Each verification imports its own
+ * cjose key from that JSON, so no cjose object is shared between threads. A
+ * token whose kid is not cached triggers a refetch at most once a minute (a
+ * stream of made-up kids cannot make us hammer the provider).
  *
  * Checks (api.md, OpenID Connect Core 3.1.3.7): RS256 only, the signature,
- * iss, aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew, nonce
- * in the redirect flow, email_verified. Failures are NX_EUNAUTHORIZED.
+ * iss == the discovery document's issuer (Google's two spellings for
+ * Google), aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew,
+ * nonce in the redirect flow; then email_verified, from userinfo when the
+ * ID token does not carry it. Failures are NX_EUNAUTHORIZED.
  */
 #include "core/nx.h"
 #include "auth/auth.h"
@@ -19,76 +21,33 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/ttl_cache.h"
 
 #include <cjose/cjose.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #define NX_ID_SKEW 60
 #define NX_ID_MAX_LEN 16384
 #define MAX_KEYS 32
-#define UNKNOWN_KID_INTERVAL 60
-#define DEFAULT_TTL 3600
 
-struct key {
-    char *kid;  /* heap */
-    char *json; /* heap */
-};
+/* The usable keys as a JSON array; refetched at most once a minute, for an
+ * unknown kid or an answer with max-age 0 or no-store alike. */
+static nx_ttl_cache_t keys_cache = NX_TTL_CACHE_INIT(3600, 60, 86400, 60);
 
-static struct {
-    pthread_mutex_t lock;
-    struct key keys[MAX_KEYS];
-    int n;
-    long long expires;
-    long long last_unknown; /* last refetch caused by an unknown kid */
-} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void clear_locked(void)
-{
-    for (int i = 0; i < cache.n; i++) {
-        nx_free(cache.keys[i].kid);
-        nx_free(cache.keys[i].json);
-    }
-    cache.n = 0;
-    cache.expires = 0;
-}
-
-void nx_jwks_cache_reset(void)
-{
-    pthread_mutex_lock(&cache.lock);
-    clear_locked();
-    cache.last_unknown = 0;
-    pthread_mutex_unlock(&cache.lock);
-}
+void nx_jwks_cache_reset(void) { nx_ttl_cache_clear(&keys_cache); }
 
 static int bad(nx_err_t *err, const char *why)
 {
     return nx_err_set(err, NX_EUNAUTHORIZED, "The Google ID token is invalid: %s.", why);
 }
 
-/* Fetches the JWKS and replaces the cache. */
-static int refresh(nx_arena_t *arena, nx_err_t *err)
+/* The RSA signing keys of a JWKS (at most MAX_KEYS), as a new array. */
+static json_t *usable_keys(json_t *keys)
 {
-    char *uri = NULL;
-    int rc = nx_oidc_jwks_uri(arena, &uri, err);
-    if (rc != NX_OK)
-        return rc;
-    nx_fetch_t f;
-    if ((rc = nx_auth_fetch(arena, uri, NULL, &f, err)) != NX_OK)
-        return rc;
-    json_t *doc = f.status == 200 ? json_loadb(f.body, f.len, 0, NULL) : NULL;
-    json_t *keys = json_object_get(doc, "keys");
-    if (!json_is_array(keys)) {
-        json_decref(doc);
-        nx_err_log(err, "jwks: status %ld, no keys", f.status);
-        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's keys are not available.");
-    }
-    long long ttl = f.no_store ? 0 : f.max_age >= 0 ? f.max_age : DEFAULT_TTL;
-    pthread_mutex_lock(&cache.lock);
-    clear_locked();
+    json_t *out = json_array();
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k) {
@@ -96,65 +55,85 @@ static int refresh(nx_arena_t *arena, nx_err_t *err)
         const char *kty = json_string_value(json_object_get(k, "kty"));
         const char *use = json_string_value(json_object_get(k, "use"));
         const char *alg = json_string_value(json_object_get(k, "alg"));
-        if (!kid || !kty || strcmp(kty, "RSA") != 0 || (use && strcmp(use, "sig") != 0) ||
-            (alg && strcmp(alg, "RS256") != 0) || cache.n >= MAX_KEYS)
+        if (!out || !kid || !kty || strcmp(kty, "RSA") != 0 || (use && strcmp(use, "sig") != 0) ||
+            (alg && strcmp(alg, "RS256") != 0) || json_array_size(out) >= MAX_KEYS)
             continue;
-        char *json = json_dumps(k, JSON_COMPACT);
-        char *kidc = nx_strdup(kid);
-        if (!json || !kidc) {
-            nx_free(json);
-            nx_free(kidc);
-            continue;
-        }
-        cache.keys[cache.n].kid = kidc;
-        cache.keys[cache.n].json = json;
-        cache.n++;
+        json_array_append(out, k);
     }
-    cache.expires = (long long)time(NULL) + ttl;
-    pthread_mutex_unlock(&cache.lock);
-    json_decref(doc);
-    return NX_OK;
+    return out;
 }
 
-enum lookup { FOUND, MISSING_REFETCH, MISSING_STALE, MISSING_FINAL };
-
-static enum lookup lookup(const char *kid, bool after_fetch, nx_arena_t *arena, char **json)
+/* Fetches the JWKS, caches its usable keys and returns them (arena text). */
+static int refresh(nx_arena_t *arena, char **text, nx_err_t *err)
 {
-    long long now = (long long)time(NULL);
-    enum lookup r = MISSING_FINAL;
-    pthread_mutex_lock(&cache.lock);
-    bool fresh = cache.n > 0 && (cache.expires > now || after_fetch);
-    for (int i = 0; fresh && i < cache.n; i++) {
-        if (strcmp(cache.keys[i].kid, kid) == 0) {
-            *json = nx_arena_strdup(arena, cache.keys[i].json);
-            r = FOUND;
+    nx_oidc_provider_t p;
+    int rc = nx_oidc_provider(arena, &p, err);
+    if (rc != NX_OK)
+        return rc;
+    nx_httpc_req_t q = {.url = p.jwks_uri};
+    nx_httpc_resp_t r;
+    if ((rc = nx_oidc_call(arena, &q, &r, err)) != NX_OK)
+        return rc;
+    json_t *doc = r.status == 200 ? nx_oidc_json(arena, &r) : NULL;
+    json_t *keys = json_object_get(doc, "keys");
+    if (!json_is_array(keys)) {
+        nx_err_log(err, "jwks: status %ld, no keys", r.status);
+        return nx_err_set(err, NX_EUNAVAILABLE, "The sign-in provider's keys are not available.");
+    }
+    json_t *usable = usable_keys(keys);
+    char *s = usable ? json_dumps(usable, JSON_COMPACT) : NULL;
+    json_decref(usable);
+    *text = s ? nx_arena_strdup(arena, s) : NULL;
+    rc = *text ? nx_ttl_cache_put(&keys_cache, (long long)time(NULL), s, strlen(s), r.max_age,
+                                  r.no_store)
+               : NX_ENOMEM;
+    nx_free(s);
+    return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
+}
+
+/* The JSON of the key with this kid in keys (arena); NX_ENOTFOUND. */
+static int find_key(nx_arena_t *arena, const char *keys, const char *kid, char **json)
+{
+    json_t *arr = json_loads(keys, 0, NULL);
+    size_t i;
+    json_t *k;
+    int rc = arr ? NX_ENOTFOUND : NX_ENOMEM;
+    json_array_foreach(arr, i, k) {
+        if (strcmp(json_string_value(json_object_get(k, "kid")), kid) == 0) {
+            char *s = json_dumps(k, JSON_COMPACT);
+            *json = s ? nx_arena_strdup(arena, s) : NULL;
+            nx_free(s);
+            rc = *json ? NX_OK : NX_ENOMEM;
             break;
         }
     }
-    if (r != FOUND && !after_fetch) {
-        if (!fresh) {
-            r = MISSING_STALE;
-        } else if (now - cache.last_unknown >= UNKNOWN_KID_INTERVAL) {
-            cache.last_unknown = now;
-            r = MISSING_REFETCH;
-        }
-    }
-    pthread_mutex_unlock(&cache.lock);
-    return r;
+    json_decref(arr);
+    return rc;
 }
 
+/* The key for kid: from the cache, else refetched (an unknown kid at most
+ * once a minute, so made-up kids cannot make us hammer the provider). */
 static int key_json(nx_arena_t *arena, const char *kid, char **json, nx_err_t *err)
 {
-    enum lookup r = lookup(kid, false, arena, json);
-    if (r == MISSING_STALE || r == MISSING_REFETCH) {
-        int rc = refresh(arena, err);
-        if (rc != NX_OK)
+    long long now = (long long)time(NULL);
+    char *keys = NULL;
+    bool fetched = false;
+    int rc = nx_ttl_cache_get(&keys_cache, now, arena, &keys, NULL);
+    if (rc == NX_ENOTFOUND) {
+        if ((rc = refresh(arena, &keys, err)) != NX_OK)
             return rc;
-        r = lookup(kid, true, arena, json);
+        fetched = true;
     }
-    if (r != FOUND)
+    if (rc == NX_OK)
+        rc = find_key(arena, keys, kid, json);
+    if (rc == NX_ENOTFOUND && !fetched && nx_ttl_cache_may_force(&keys_cache, now)) {
+        if ((rc = refresh(arena, &keys, err)) != NX_OK)
+            return rc;
+        rc = find_key(arena, keys, kid, json);
+    }
+    if (rc == NX_ENOTFOUND)
         return bad(err, "signed with an unknown key");
-    return *json ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+    return rc == NX_OK ? NX_OK : nx_err_set(err, rc, NULL);
 }
 
 static const char *str(json_t *o, const char *name)
@@ -192,13 +171,11 @@ static char *dup_opt(nx_arena_t *arena, const char *s, size_t max)
     return s && *s && strlen(s) <= max ? nx_arena_strdup(arena, s) : NULL;
 }
 
-static int check_claims(nx_arena_t *arena, json_t *c, const char *nonce, nx_google_id_t *out,
-                        nx_err_t *err)
+static int check_claims(nx_arena_t *arena, json_t *c, const char *issuer, const char *nonce,
+                        nx_google_id_t *out, nx_err_t *err)
 {
     long long now = (long long)time(NULL), exp, iat;
-    const char *iss = str(c, "iss");
-    if (!iss || (strcmp(iss, "accounts.google.com") != 0 &&
-                 strcmp(iss, "https://accounts.google.com") != 0))
+    if (!nx_oidc_iss_ok(issuer, str(c, "iss")))
         return bad(err, "wrong issuer");
     if (!aud_ok(json_object_get(c, "aud"), nx_cfg->google_client_id))
         return bad(err, "issued for another client");
@@ -213,21 +190,51 @@ static int check_claims(nx_arena_t *arena, json_t *c, const char *nonce, nx_goog
         if (!n || strlen(n) != strlen(nonce) || CRYPTO_memcmp(n, nonce, strlen(nonce)) != 0)
             return bad(err, "the nonce does not match this sign-in");
     }
-    json_t *ev = json_object_get(c, "email_verified");
+    const char *sub = str(c, "sub");
+    if (!sub || !*sub || strlen(sub) > 255)
+        return bad(err, "missing sub");
+    out->sub = nx_arena_strdup(arena, sub);
+    return out->sub ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
+}
+
+/*
+ * The profile claims. email and email_verified come together from the ID
+ * token or, when it lacks either and there is an access token, from userinfo
+ * (Core 5.4 lets a provider give them only there); the rest from the ID
+ * token, else from that userinfo.
+ */
+static int identity(nx_arena_t *arena, json_t *c, const char *access_token,
+                    nx_google_id_t *out, nx_err_t *err)
+{
+    json_t *src = c;
+    bool in_token = str(c, "email") && json_object_get(c, "email_verified");
+    if (!in_token && access_token) {
+        int rc = nx_oidc_userinfo(arena, access_token, out->sub, &src, err);
+        if (rc == NX_ENOTFOUND)
+            src = c;
+        else if (rc != NX_OK)
+            return rc;
+    }
+    const char *missing = !str(src, "email") ? "email"
+                          : !json_object_get(src, "email_verified") ? "email_verified" : NULL;
+    if (missing && src == c)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The Google ID token has no \"%s\" claim%s.",
+                          missing, access_token ? " and the provider offers no userinfo" : "");
+    if (missing)
+        return nx_err_set(err, NX_EUNAUTHORIZED, "The sign-in provider gave no \"%s\" claim, "
+                          "in the ID token or from userinfo.", missing);
+    json_t *ev = json_object_get(src, "email_verified");
     bool verified = json_is_true(ev) || (json_is_string(ev) && strcmp(json_string_value(ev), "true") == 0);
     if (!verified)
         return nx_err_set(err, NX_EUNAUTHORIZED, "The Google account's email address is not verified.");
-    const char *sub = str(c, "sub"), *email = str(c, "email");
-    if (!sub || !*sub || strlen(sub) > 255 || !email || !strchr(email, '@') || strlen(email) > 255)
-        return bad(err, "missing sub or email");
-    out->sub = nx_arena_strdup(arena, sub);
+    const char *email = str(src, "email");
+    if (!strchr(email, '@') || strlen(email) > 255)
+        return bad(err, "the email claim is not an email address");
     out->email = nx_arena_strdup(arena, email);
-    out->name = dup_opt(arena, str(c, "name"), 255);
-    out->picture = dup_opt(arena, str(c, "picture"), 500);
-    out->hd = dup_opt(arena, str(c, "hd"), 255);
-    if (!out->sub || !out->email)
-        return nx_err_set(err, NX_ENOMEM, NULL);
-    return NX_OK;
+    out->name = dup_opt(arena, str(c, "name") ? str(c, "name") : str(src, "name"), 255);
+    out->picture = dup_opt(arena, str(c, "picture") ? str(c, "picture") : str(src, "picture"), 500);
+    out->hd = dup_opt(arena, str(c, "hd") ? str(c, "hd") : str(src, "hd"), 255);
+    return out->email ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
 }
 
 /* Reads the header: RS256 and a kid, before any key is looked up. */
@@ -256,18 +263,22 @@ static int header_kid(nx_arena_t *arena, const char *token, size_t len, char **k
 }
 
 int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *nonce,
-                            nx_google_id_t *out, nx_err_t *err)
+                            const char *access_token, nx_google_id_t *out, nx_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     size_t len = token ? strlen(token) : 0;
     if (len == 0 || len > NX_ID_MAX_LEN)
         return bad(err, "missing or too long");
     char *kid = NULL, *jwk_json = NULL;
+    nx_oidc_provider_t p;
     int rc = header_kid(arena, token, len, &kid, err);
     if (rc == NX_OK)
         rc = key_json(arena, kid, &jwk_json, err);
+    if (rc == NX_OK)
+        rc = nx_oidc_provider(arena, &p, err);
     if (rc != NX_OK)
         return rc;
+    const char *issuer = p.issuer;
 
     cjose_err cerr;
     cjose_jwk_t *jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
@@ -291,7 +302,9 @@ int nx_jwks_verify_id_token(nx_arena_t *arena, const char *token, const char *no
                  !json_is_object(claims))
             rc = bad(err, "malformed claims");
         else
-            rc = check_claims(arena, claims, nonce, out, err);
+            rc = check_claims(arena, claims, issuer, nonce, out, err);
+        if (rc == NX_OK)
+            rc = identity(arena, claims, access_token, out, err);
     }
     json_decref(claims);
     cjose_jws_release(jws);

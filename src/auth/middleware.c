@@ -3,7 +3,8 @@
  * NX_ROUTE_ADMIN routes.
  *
  * Runs after routing and before the body is read: finds the access token
- * (Authorization: Bearer first, else the nexus_session cookie), verifies it
+ * (Authorization: Bearer first, else the session cookie: __Host-nexus_session
+ * when PUBLIC_URL is https, else nexus_session), verifies it
  * with the pinned algorithm and fills req->auth. It does not ask the
  * database anything: the user's existence and current role are checked by
  * the first statement of the request's tenant transaction (api/tenant.c),
@@ -52,7 +53,7 @@ static bool safe_method(const char *m)
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0;
 }
 
-static int check_csrf(nx_req_t *req, nx_err_t *err)
+int nx_auth_check_origin(nx_req_t *req, nx_err_t *err)
 {
     if (safe_method(req->method))
         return NX_OK;
@@ -86,7 +87,7 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
         while (len && tok[len - 1] == ' ')
             len--;
     } else {
-        tok = nx_req_cookie(req, NX_SESSION_COOKIE);
+        tok = nx_req_cookie(req, nx_session_cookie_name());
         if (!tok || !*tok)
             return nx_err_set(err, NX_EUNAUTHORIZED, "An access token is required.");
         len = strlen(tok);
@@ -96,7 +97,7 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
     int rc = nx_jwt_verify(nx_cfg->jwt_secret, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
     if (rc != NX_OK)
         return rc;
-    if (cookie && (rc = check_csrf(req, err)) != NX_OK)
+    if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)
         return rc;
     memcpy(req->auth.user_id, c.sub, sizeof(req->auth.user_id));
     memcpy(req->auth.org_id, c.org_id, sizeof(req->auth.org_id));

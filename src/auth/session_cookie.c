@@ -9,8 +9,10 @@
  * enforced in the database (nx_login_state_consume, migration 0003), so it
  * holds across any number of server nodes.
  *
- * nexus_session carries an access token for the browser: HttpOnly,
+ * The session cookie carries an access token for the browser: HttpOnly,
  * SameSite=Lax, Secure unless PUBLIC_URL is a plain-http loopback address.
+ * Over https it is __Host-nexus_session (Secure, Path=/, no Domain), so a
+ * sibling subdomain or a plain-http page cannot plant one of its own.
  */
 #include "core/nx.h"
 #include "auth/auth.h"
@@ -40,6 +42,12 @@ bool nx_cookie_insecure_ok(const char *u)
             return true;
     }
     return false;
+}
+
+const char *nx_session_cookie_name(void)
+{
+    bool https = nx_cfg && nx_cfg->public_url && strncasecmp(nx_cfg->public_url, "https://", 8) == 0;
+    return https ? NX_SESSION_COOKIE_HOST : NX_SESSION_COOKIE;
 }
 
 static const char *secure_attr(void)
@@ -137,12 +145,12 @@ char *nx_login_cookie_clear(nx_arena_t *arena)
 
 char *nx_session_cookie_set(nx_arena_t *arena, const char *token, long long max_age)
 {
-    return nx_arena_sprintf(arena, NX_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; "
-                                   "SameSite=Lax%s", token, max_age, secure_attr());
+    return nx_arena_sprintf(arena, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
+                            nx_session_cookie_name(), token, max_age, secure_attr());
 }
 
 char *nx_session_cookie_clear(nx_arena_t *arena)
 {
-    return nx_arena_sprintf(arena, NX_SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; "
-                                   "SameSite=Lax%s", secure_attr());
+    return nx_arena_sprintf(arena, "%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s",
+                            nx_session_cookie_name(), secure_attr());
 }

@@ -226,6 +226,59 @@ def test_logout_clears_the_cookie(gserver):
     assert value == "" and "Max-Age=0" in attrs
 
 
+@pytest.mark.parametrize("headers,status", [
+    ({"Origin": "https://evil.example"}, 403),
+    ({"Origin": "null"}, 403),
+    ({"Referer": "https://evil.example/page"}, 403),
+    ({}, 403),  # neither: refused, like any cookie-authenticated write
+    ({"Origin": "http://127.0.0.1"}, 204),
+    ({"Referer": "http://127.0.0.1/dashboard"}, 204),
+])
+def test_logout_from_another_site_is_refused(gserver, provider, headers, status):
+    """Issue 11 item 10: a cookie-carrying logout is checked like other
+    cookie-authenticated writes, so another site cannot sign the user out."""
+    provider.next_claims = {"email": "stay@gmail.com"}
+    session = cookies_of(Browser(gserver).sign_in())["nexus_session"][0]
+    r = gserver.request("POST", "/auth/logout",
+                        headers=dict(headers, Cookie=f"nexus_session={session}"))
+    assert r.status == status, r.body
+    if status == 403:
+        assert r.json()["type"] == "/problems/forbidden"
+        assert "nexus_session" not in cookies_of(r)
+    else:
+        assert cookies_of(r)["nexus_session"][0] == ""
+    # without a session cookie there is nothing to protect: 204 from anywhere
+    r = gserver.request("POST", "/auth/logout", headers={"Origin": "https://evil.example"})
+    assert r.status == 204
+
+
+def test_session_cookie_has_the_host_prefix_over_https(server_factory, provider):
+    """Issue 11 item 12: behind an https PUBLIC_URL the session cookie is
+    __Host-nexus_session (Secure, Path=/, no Domain), and only that name is
+    read; over plain-http loopback it stays nexus_session."""
+    s = server_factory(PUBLIC_URL="https://app.example", **provider.env())
+    provider.next_claims = {"email": "host@gmail.com"}
+    r = Browser(s).sign_in()
+    assert r.status == 200, r.body
+    c = cookies_of(r)
+    assert "nexus_session" not in c
+    value, attrs = c["__Host-nexus_session"]
+    assert value == r.json()["access_token"]
+    parts = [a.strip() for a in attrs.split(";")]
+    assert "Secure" in parts and "Path=/" in parts and "HttpOnly" in parts
+    assert not any(a.lower().startswith("domain") for a in parts)
+    assert s.get("/api/v1/me", headers={"Cookie": f"__Host-nexus_session={value}"}).status == 200
+    assert s.get("/api/v1/me", headers={"Cookie": f"nexus_session={value}"}).status == 401
+    # logout clears the same name, and checks where it comes from
+    cookie = {"Cookie": f"__Host-nexus_session={value}"}
+    r = s.request("POST", "/auth/logout", headers=dict(cookie, Origin="https://evil.example"))
+    assert r.status == 403
+    r = s.request("POST", "/auth/logout", headers=dict(cookie, Origin="https://app.example"))
+    assert r.status == 204
+    value, attrs = cookies_of(r)["__Host-nexus_session"]
+    assert value == "" and "Max-Age=0" in attrs and "Secure" in attrs
+
+
 # ---- refusals -------------------------------------------------------------------
 
 def test_wrong_state_is_refused(gserver, provider):
@@ -299,6 +352,148 @@ def test_bad_id_tokens_are_refused(gserver, provider, db, claims, why):
     assert db.sql("SELECT count(*) FROM users") == before
 
 
+def test_issuer_comes_from_the_discovery_document(gserver, provider):
+    """Issue 11 item 13: a provider other than Google works by
+    GOOGLE_DISCOVERY_URL alone: its ID tokens carry its own issuer, and
+    Google's issuer is not accepted from it."""
+    assert provider.issuer == provider.base
+    r = sign_in(gserver, provider, sub="g-own-iss", email="own@gmail.com")
+    assert r.status == 200, r.body
+    for iss in ("https://accounts.google.com", "accounts.google.com", provider.base + "/"):
+        r = gserver.request("POST", "/auth/google/token",
+                            body={"id_token": provider.id_token(email="x@gmail.com", iss=iss)})
+        assert r.status == 401 and "wrong issuer" in r.json()["detail"], (iss, r.body)
+
+
+@pytest.mark.parametrize("issuer", ["https://accounts.google.com", "http://127.0.0.1:1",
+                                    "{base}/other", None])
+def test_discovery_document_of_another_issuer_is_refused(gserver, provider, issuer):
+    """OpenID Discovery 4.3: the document's issuer must be the one its URL
+    was built from, else an impostor could name a trusted issuer."""
+    provider.discovery_issuer = issuer.format(base=provider.base) if issuer else ""
+    r = gserver.get("/auth/google/login")
+    assert r.status == 503, r.body
+    assert "another issuer or none" in r.json()["detail"], r.body
+    tok = provider.id_token(email="y@gmail.com")
+    assert gserver.request("POST", "/auth/google/token", body={"id_token": tok}).status == 503
+
+
+@pytest.mark.parametrize("offered,used", [
+    (None, "client_secret_basic"),  # OpenID Discovery's default
+    (["client_secret_post", "client_secret_basic"], "client_secret_basic"),  # Google's list
+    (["client_secret_basic"], "client_secret_basic"),
+    (["client_secret_post"], "client_secret_post"),
+    (["private_key_jwt", "client_secret_post"], "client_secret_post"),
+])
+def test_token_endpoint_client_authentication_follows_discovery(server_factory, provider,
+                                                                offered, used):
+    """Issue 11 item 14: HTTP Basic first (RFC 6749 2.3.1), the secret in the
+    form only when that is all the provider offers; a secret with reserved
+    characters is form-encoded before Basic encoding."""
+    provider.token_auth_methods = offered
+    provider.client_secret = "s3cr:t/+ %&=é"
+    s = server_factory(**provider.env())
+    r = sign_in(s, provider, email="auth-method@gmail.com")
+    assert r.status == 200, r.body
+    assert provider.token_auth_used == [used]
+
+
+def test_provider_offering_no_usable_client_authentication_is_503(gserver, provider):
+    provider.token_auth_methods = ["private_key_jwt", "tls_client_auth"]
+    r = gserver.get("/auth/google/login")
+    assert r.status == 503, r.body
+    assert "client_secret_basic or client_secret_post" in r.json()["detail"]
+
+
+def test_claims_only_in_userinfo_are_read_from_it(gserver, provider, db):
+    """Issue 11 item 15: OIDC Core 5.4 lets a provider give email,
+    email_verified, name and hd from userinfo only."""
+    provider.userinfo_only = {"email", "email_verified", "name", "hd"}
+    r = sign_in(gserver, provider, sub="g-ui-1", email="ui@userinfo.test", hd="userinfo.test",
+                name="Ursula Info")
+    assert r.status == 200, r.body
+    b = r.json()
+    assert b["user"]["email"] == "ui@userinfo.test" and b["user"]["name"] == "Ursula Info"
+    assert b["organisation"]["domain"] == "userinfo.test"
+    assert provider.userinfo_requests == 1
+    # a provider that puts them in the ID token is not asked
+    provider.userinfo_only = set()
+    assert sign_in(gserver, provider, sub="g-ui-2", email="ui2@gmail.com").status == 200
+    assert provider.userinfo_requests == 1
+
+
+def test_userinfo_of_another_account_is_refused(gserver, provider, db):
+    provider.userinfo_only = {"email", "email_verified"}
+    provider.userinfo_sub = "someone-else"
+    before = db.sql("SELECT count(*) FROM users")
+    r = sign_in(gserver, provider, sub="g-ui-3", email="ui3@gmail.com")
+    assert r.status == 401, r.body
+    assert "another account" in r.json()["detail"]
+    assert db.sql("SELECT count(*) FROM users") == before
+
+
+@pytest.mark.parametrize("claim", ["email", "email_verified"])
+def test_a_missing_claim_is_named(gserver, provider, claim):
+    """A claim that is absent is not reported as an unverified address."""
+    tok = provider.id_token(email="named@gmail.com", _drop=[claim])
+    r = gserver.request("POST", "/auth/google/token", body={"id_token": tok})
+    assert r.status == 401, r.body
+    assert f'no "{claim}" claim' in r.json()["detail"], r.body
+    # the redirect flow asks userinfo, which lacks it too
+    provider.userinfo_only = {claim}
+    r = sign_in(gserver, provider, email="named2@gmail.com", _drop=[claim])
+    assert r.status == 401, r.body
+    assert f'no "{claim}" claim, in the ID token or from userinfo' in r.json()["detail"], r.body
+
+
+@pytest.mark.parametrize("error,description,status,says", [
+    ("access_denied", "The user cancelled the sign-in", 401,
+     "cancelled or refused at the provider (access_denied: The user cancelled the sign-in)"),
+    ("access_denied", None, 401, "(access_denied)"),
+    ("temporarily_unavailable", "Try later", 503, "(temporarily_unavailable: Try later)"),
+    ("invalid_scope", None, 401, "did not complete the sign-in (invalid_scope)"),
+    ("access_denied", 'bad "quote" <b>', 401, "(access_denied)"),  # not RFC 6749 text: left out
+])
+def test_sign_in_the_provider_did_not_complete_names_its_error(gserver, provider, error,
+                                                                description, status, says):
+    """Issue 11 item 16: a cancelled sign-in (RFC 6749 4.1.2.1) comes back
+    with error and state but no code; it is answered with the error named."""
+    provider.authorize_error = (error, description)
+    b = Browser(gserver)
+    url, cookie, _ = b.login()
+    path = b.authorize(url)
+    assert "code=" not in path and "error=" in path
+    r = b.callback(path, cookie)
+    assert r.status == status, r.body
+    assert says in r.json()["detail"], r.body
+    assert "<b>" not in r.json()["detail"]
+    assert provider.token_requests == []
+
+
+@pytest.mark.parametrize("send,iss,supported,status", [
+    (True, None, True, 200),                            # its own iss
+    (False, None, False, 200),                          # none sent, none promised
+    (True, "https://accounts.google.com", False, 401),  # another provider's
+    (True, "{base}/", False, 401),
+    (False, None, True, 401),                           # promised but missing
+])
+def test_callback_iss_is_checked(gserver, provider, db, send, iss, supported, status):
+    """RFC 9207: a callback's iss names the provider that answered; another
+    one's (a mix-up) is refused before the code is spent."""
+    provider.send_iss, provider.iss_param_supported = send, supported
+    provider.callback_iss = iss.format(base=provider.base) if iss else None
+    r = sign_in(gserver, provider, email="iss-check@gmail.com")
+    assert r.status == status, r.body
+    if status == 401:
+        assert "iss" in r.json()["detail"]
+        assert provider.token_requests == []
+    # an error response of another provider is refused for its iss too
+    provider.authorize_error = ("access_denied", None)
+    r = sign_in(gserver, provider)
+    assert r.status == 401
+    assert ("iss" in r.json()["detail"]) == (status == 401), r.body
+
+
 def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert sign_in(gserver, provider, email="k1@gmail.com").status == 200
     fetches = provider.jwks_fetches
@@ -316,18 +511,21 @@ def test_key_rotation_refetches_once_per_minute(gserver, provider):
     assert provider.jwks_fetches == fetches + 1
 
 
-def test_jwks_cache_follows_max_age(server_factory, provider):
-    provider.jwks_max_age = 0
+@pytest.mark.parametrize("cache_control", ["public, max-age=0", "no-store", "no-cache, max-age=0"])
+def test_jwks_refetch_is_rate_limited_even_for_no_store(server_factory, provider, cache_control):
+    """Issue 11 item 12: a JWKS answer that may not be kept is still not
+    fetched again for every sign-in: at most once a minute."""
+    provider.jwks_cache_control = cache_control
     s = server_factory(**provider.env())
-    for i in range(3):
+    for i in range(4):
         tok = provider.id_token(email=f"ma{i}@gmail.com")
         assert s.request("POST", "/auth/google/token", body={"id_token": tok}).status == 200
-    assert provider.jwks_fetches == 3
-    provider.jwks_max_age = 3600
-    for i in range(3):
-        tok = provider.id_token(email=f"mb{i}@gmail.com")
-        assert s.request("POST", "/auth/google/token", body={"id_token": tok}).status == 200
-    assert provider.jwks_fetches == 4
+    assert provider.jwks_fetches == 1
+    # a new signing key is still picked up at once (an unknown kid may refetch)
+    provider.rotate()
+    tok = provider.id_token(email="rotated@gmail.com")
+    assert s.request("POST", "/auth/google/token", body={"id_token": tok}).status == 200
+    assert provider.jwks_fetches == 2
 
 
 def test_slow_token_endpoint_does_not_stall_the_thread(server_factory, provider):

@@ -1,6 +1,6 @@
 /*
  * gemini.c - the Gemini provider (AI_PROVIDER=gemini): one generateContent
- * call per attempt over libcurl.
+ * call per attempt through httpc.
  *
  *   POST {GEMINI_BASE_URL}/models/{GEMINI_MODEL}:generateContent
  *   x-goog-api-key: {GEMINI_API_KEY}
@@ -13,8 +13,8 @@
  *
  * An HTTP error, a timeout (GEMINI_TIMEOUT_SECONDS) or a malformed answer
  * fails the attempt with a one-line error_message; the queue decides whether
- * to retry. The easy handle, header list and parsed JSON hang on the
- * attempt's arena, so every exit path releases them.
+ * to retry. The answer and parsed JSON hang on the attempt's arena, so every
+ * exit path releases them.
  */
 #include "core/nx.h"
 #include "jobs/providers/provider.h"
@@ -23,10 +23,11 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "httpc/httpc.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ANSWER_MAX (4 * 1024 * 1024)
@@ -46,31 +47,17 @@ static const char analyse_prompt[] =
     "count = how often the word occurs. sentiment.score: a number from -1 (very negative) "
     "to 1 (very positive); label: \"positive\", \"neutral\" or \"negative\".\n\nText:\n";
 
-void nx_provider_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+void nx_provider_global_init(void) { nx_httpc_global_init(); }
 
+/* The body of a successful answer (arena). */
 struct answer {
-    nx_buf_t buf;
-    bool too_big;
+    const char *body;
+    size_t len;
 };
 
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    struct answer *ans = ud;
-    if (nx_buf_append(&ans->buf, p, size * n) != NX_OK) {
-        ans->too_big = true;
-        return 0;
-    }
-    return size * n;
-}
-
 /* Lets a drain timeout cut a slow call short. */
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-    return nx_provider_aborting() ? 1 : 0;
-}
+static bool aborting(void *ud) { return nx_provider_aborting(); }
 
-static void easy_cleanup(void *p) { curl_easy_cleanup(p); }
-static void slist_cleanup(void *p) { curl_slist_free_all(p); }
 static void json_cleanup(void *p) { json_decref(p); }
 
 static const char *endpoint(nx_arena_t *a)
@@ -122,47 +109,33 @@ static const char *error_reason(nx_arena_t *a, const char *body, size_t len)
 /* POSTs the request; the answer body goes into ans. */
 static int post(nx_arena_t *a, const char *body, struct answer *ans, nx_err_t *err)
 {
-    CURL *h = curl_easy_init();
-    if (!h || nx_arena_defer(a, easy_cleanup, h))
-        return nx_err_set(err, NX_ENOMEM, "could not create the HTTP client");
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     const char *key = nx_arena_sprintf(a, "x-goog-api-key: %s", nx_cfg->gemini_api_key);
-    struct curl_slist *more = key ? curl_slist_append(hdr, key) : NULL;
-    if (!more) {
-        curl_slist_free_all(hdr);
-        return nx_err_set(err, NX_ENOMEM, "could not create the HTTP client");
+    const char *url = endpoint(a);
+    if (!key || !url)
+        return nx_err_set(err, NX_ENOMEM, "out of memory");
+    const char *headers[] = {key, NULL};
+    long timeout_ms = nx_cfg->gemini_timeout * 1000L;
+    nx_httpc_req_t q = {
+        .method = "POST", .url = url, .service = "gemini", .headers = headers,
+        .body = body, .body_len = strlen(body), .content_type = NX_HTTPC_JSON,
+        .timeout_ms = timeout_ms, .connect_timeout_ms = timeout_ms < 10000 ? timeout_ms : 10000,
+        .max_body = ANSWER_MAX, .allow_http = true, .cancel = aborting,
+    };
+    nx_httpc_resp_t r;
+    int rc = nx_httpc_perform(a, &q, &r, err);
+    if (rc == NX_EUNAVAILABLE && r.fail == NX_HTTPC_ABORTED) {
+        /* the job's error_message says who stopped it */
+        snprintf(err->detail, sizeof(err->detail),
+                 "gemini call abandoned: the worker is stopping");
+        return rc;
     }
-    if (nx_arena_defer(a, slist_cleanup, more))
-        return nx_err_set(err, NX_ENOMEM, "could not create the HTTP client");
-    long timeout = nx_cfg->gemini_timeout;
-    curl_easy_setopt(h, CURLOPT_URL, endpoint(a));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, more);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout < 10 ? timeout : 10L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, ans);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "nexusapi/" NX_VERSION);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_ABORTED_BY_CALLBACK)
-        return nx_err_set(err, NX_EUNAVAILABLE, "gemini call abandoned: the worker is stopping");
-    if (rc == CURLE_OPERATION_TIMEDOUT)
-        return nx_err_set(err, NX_EUNAVAILABLE, "gemini did not answer within %ld s", timeout);
-    if (ans->too_big)
-        return nx_err_set(err, NX_EINTERNAL, "gemini answer is larger than %d bytes",
-                          ANSWER_MAX);
-    if (rc != CURLE_OK)
-        return nx_err_set(err, NX_EUNAVAILABLE, "gemini request failed: %s",
-                          curl_easy_strerror(rc));
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status > 299)
-        return nx_err_set(err, NX_EUNAVAILABLE, "gemini answered HTTP %ld%s", status,
-                          error_reason(a, ans->buf.data ? ans->buf.data : "", ans->buf.len));
+    if (rc != NX_OK)
+        return rc;
+    if (r.status < 200 || r.status > 299)
+        return nx_err_set(err, NX_EUNAVAILABLE, "gemini answered HTTP %ld%s", r.status,
+                          error_reason(a, r.body, r.len));
+    ans->body = r.body;
+    ans->len = r.len;
     return NX_OK;
 }
 
@@ -170,7 +143,7 @@ static int post(nx_arena_t *a, const char *body, struct answer *ans, nx_err_t *e
 static int candidate_text(nx_arena_t *a, const struct answer *ans, char **out, nx_err_t *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(ans->buf.data ? ans->buf.data : "", ans->buf.len, 0, &jerr);
+    json_t *root = json_loadb(ans->body, ans->len, 0, &jerr);
     if (!root)
         return nx_err_set(err, NX_EINTERNAL, "gemini answer is malformed: not JSON");
     if (nx_arena_defer(a, json_cleanup, root))
@@ -288,8 +261,7 @@ int nx_provider_gemini_run(nx_arena_t *a, const char *job_type, const char *text
         return nx_err_set(err, NX_ENOTCONFIGURED, "GEMINI_API_KEY is not set");
     bool analyse = strcmp(job_type, "analyse") == 0;
     nx_buf_t body;
-    struct answer ans = {.too_big = false};
-    nx_buf_init(&ans.buf, a, ANSWER_MAX);
+    struct answer ans = {.body = "", .len = 0};
     if (request_body(a, analyse, text, len, &body))
         return nx_err_set(err, NX_ENOMEM, "out of memory");
     char *reply = NULL;

@@ -22,7 +22,7 @@ typedef struct nx_text_stats {
     double flesch;             /* Flesch reading ease, 2 decimals */
 } nx_text_stats_t;
 
-/* One-time process set-up (libcurl). Call before starting worker threads. */
+/* One-time process set-up (httpc, libcurl). Call before starting worker threads. */
 void nx_provider_global_init(void);
 /* Makes outbound calls in flight give up at once (the drain timeout passed);
  * on = false clears it. nx_provider_aborting reads it. */
@@ -46,7 +46,7 @@ int nx_provider_local_analyse(nx_arena_t *a, const char *text, size_t len, char 
 int nx_provider_local_stats(nx_arena_t *a, const char *text, size_t len,
                             nx_text_stats_t *st);
 
-/* The Gemini provider (generateContent over libcurl). NX_EUNAVAILABLE for
+/* The Gemini provider (generateContent through httpc). NX_EUNAVAILABLE for
  * HTTP errors and timeouts, NX_EINTERNAL for a malformed answer,
  * NX_ENOTCONFIGURED without GEMINI_API_KEY. */
 int nx_provider_gemini_run(nx_arena_t *a, const char *job_type, const char *text, size_t len,
