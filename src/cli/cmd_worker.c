@@ -29,9 +29,10 @@ static const char usage[] = "nexusapi worker";
 static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
 {
     nx_err_t err = {0};
-    /* workers never change the schema: serve or `migrate upgrade` does */
+    /* workers never change the schema: serve or `migrate upgrade` does; the
+     * roles the schema creates are checked once it is known to be there */
     if (nx_migrate_require_head(t->owner_conninfo, &err) != NX_OK ||
-        nx_jobs_start(s, t, &err) != NX_OK)
+        nx_db_check_roles(t, false, true, &err) != NX_OK || nx_jobs_start(s, t, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     int sig = 0;
     while (sigwait(signals, &sig) != 0)
@@ -64,8 +65,7 @@ int cmd_worker(int argc, char **argv, nx_settings_t *s)
     nx_db_target_t t = {0};
     if (nx_db_target_open(&t, s, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    int rc = nx_db_check_roles(&t, false, true, &err) != NX_OK ? nx_cli_fail_err(&err)
-                                                               : run(s, &signals, &t);
+    int rc = run(s, &signals, &t);
     nx_db_target_close(&t);
     if (rc == NX_EXIT_OK)
         nx_log0(NX_LOG_INFO, "worker stopped");
