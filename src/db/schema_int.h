@@ -12,6 +12,7 @@
 #define NX_DB_SCHEMA_INT_H
 
 #include "core/nx.h"
+#include "db/schema.h"
 
 #include <stdint.h>
 
@@ -203,6 +204,18 @@ const nx_sc_obj_t *nx_sc_obj_find(const nx_sc_model_t *m, int kind, const char *
                                   const char *name);
 
 /* ---- schema_render.c ---------------------------------------------------- */
+
+/* A --rename: the statements that rename and rename back, the table and
+ * the new column as the catalog names them, the old column as given. */
+typedef struct nx_sc_rename {
+    const char *up, *down, *table, *from, *to;
+} nx_sc_rename_t;
+
+/* Fills the comparison part of a plan (all but head): up from head to
+ * declared, down back again, with the renames first (up) and last (down).
+ * NX_OK or NX_ENOMEM. */
+int nx_sc_plan_models(nx_arena_t *a, const nx_sc_model_t *declared, const nx_sc_model_t *head,
+                      const nx_sc_rename_t *rn, size_t nrn, nx_schema_plan_t *p);
 
 /* The changes of d (concurrent ones or the others) in order, each followed
  * by ";" and a blank line. "" when there are none; NULL on ENOMEM. */

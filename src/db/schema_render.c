@@ -57,6 +57,50 @@ char *nx_sc_render_changes(const nx_sc_diff_t *d, bool concurrent)
     return rc == NX_OK ? b.data : NULL;
 }
 
+static void split_notes(nx_arena_t *a, const nx_sc_diff_t *d, nx_schema_plan_t *p)
+{
+    p->nhazards = p->nnotes = 0;
+    p->hazards = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->hazards));
+    p->hazard_class = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->hazard_class));
+    p->notes = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->notes));
+    for (size_t i = 0; p->hazards && p->hazard_class && p->notes && i < d->nnotes; i++) {
+        if (d->notes[i].hazard) {
+            p->hazard_class[p->nhazards] = d->notes[i].hazard;
+            p->hazards[p->nhazards++] = d->notes[i].text;
+        } else {
+            p->notes[p->nnotes++] = d->notes[i].text;
+        }
+    }
+}
+
+int nx_sc_plan_models(nx_arena_t *a, const nx_sc_model_t *declared, const nx_sc_model_t *head,
+                      const nx_sc_rename_t *rn, size_t nrn, nx_schema_plan_t *p)
+{
+    nx_sc_diff_t up = {.arena = a, .from = head, .to = declared};
+    for (size_t i = 0; i < nrn; i++) {
+        nx_sc_change(&up, NX_SC_P_RENAME, i, "%s", rn[i].up);
+        nx_sc_line(&up, "~ column %s.%s: renamed from %s", rn[i].table, rn[i].to, rn[i].from);
+    }
+    if (nx_sc_diff(&up) != NX_OK)
+        return NX_ENOMEM;
+    nx_sc_diff_t down = {.arena = a, .from = declared, .to = head, .down = true,
+                         .concurrent = up.concurrent, .nconcurrent = up.nconcurrent};
+    for (size_t i = nrn; i-- > 0;)
+        nx_sc_change(&down, NX_SC_P_RENAME_BACK, nrn - i, "%s", rn[i].down);
+    if (nx_sc_diff(&down) != NX_OK)
+        return NX_ENOMEM;
+    p->up = nx_sc_render_changes(&up, false);
+    p->cup = nx_sc_render_changes(&up, true);
+    p->down = nx_sc_render_changes(&down, false);
+    p->cdown = nx_sc_render_changes(&down, true);
+    p->changes = up.lines;
+    p->nchanges = up.nlines;
+    split_notes(a, &up, p);
+    if (!p->up || !p->cup || !p->down || !p->cdown || !p->hazards || !p->notes)
+        return NX_ENOMEM;
+    return NX_OK;
+}
+
 bool nx_schema_plan_empty(const nx_schema_plan_t *p)
 {
     return p->nchanges == 0 && !p->up[0] && !p->down[0] && !p->cup[0] && !p->cdown[0];

@@ -423,15 +423,9 @@ static int build_head(struct run *r, nx_migrate_t *m)
     return stop_asked(r) ? interrupted(r) : NX_OK;
 }
 
-/* A --rename: the statements that rename and rename back, and the table
- * and new column as the catalog names them. */
-struct renaming {
-    const char *up, *down, *table, *to;
-};
-
 /* Renames the columns of --rename in the head database, so that the
  * comparison sees one column, and fills rn[i]. */
-static int rename_columns(struct run *r, struct renaming *rn)
+static int rename_columns(struct run *r, nx_sc_rename_t *rn)
 {
     static const char sql[] =
         "SELECT format('ALTER TABLE %I RENAME COLUMN %I TO %I', $1::text, $2::text, $3::text), "
@@ -449,6 +443,7 @@ static int rename_columns(struct run *r, struct renaming *rn)
             return r->err->code;
         }
         const char **out[4] = {&rn[i].up, &rn[i].down, &rn[i].table, &rn[i].to};
+        rn[i].from = o->from;
         bool oom = false;
         for (int k = 0; k < 4; k++)
             oom |= !(*out[k] = nx_arena_strdup(r->a, PQgetvalue(res, 0, k)));
@@ -470,7 +465,7 @@ static int rename_columns(struct run *r, struct renaming *rn)
 
 /* ---- the comparison ------------------------------------------------------- */
 
-static int check_renames(struct run *r, const nx_sc_model_t *declared, const struct renaming *rn)
+static int check_renames(struct run *r, const nx_sc_model_t *declared, const nx_sc_rename_t *rn)
 {
     for (size_t i = 0; i < r->o->nrenames; i++) {
         const nx_sc_table_t *t = nx_sc_table_find(declared, rn[i].table);
@@ -479,51 +474,6 @@ static int check_renames(struct run *r, const nx_sc_model_t *declared, const str
                               "%s.%s", r->o->renames[i].table, r->o->renames[i].from,
                               r->o->renames[i].to, rn[i].table, rn[i].to);
     }
-    return NX_OK;
-}
-
-static void split_notes(nx_arena_t *a, const nx_sc_diff_t *d, nx_schema_plan_t *p)
-{
-    p->hazards = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->hazards));
-    p->hazard_class = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->hazard_class));
-    p->notes = nx_arena_calloc(a, (d->nnotes + 1) * sizeof(*p->notes));
-    for (size_t i = 0; p->hazards && p->hazard_class && p->notes && i < d->nnotes; i++) {
-        if (d->notes[i].hazard) {
-            p->hazard_class[p->nhazards] = d->notes[i].hazard;
-            p->hazards[p->nhazards++] = d->notes[i].text;
-        } else {
-            p->notes[p->nnotes++] = d->notes[i].text;
-        }
-    }
-}
-
-/* up: from the head to the declared schema; down: back again. */
-static int compare(struct run *r, const nx_sc_model_t *declared, const nx_sc_model_t *head,
-                   const struct renaming *rn, nx_schema_plan_t *p)
-{
-    nx_sc_diff_t up = {.arena = r->a, .from = head, .to = declared};
-    for (size_t i = 0; i < r->o->nrenames; i++) {
-        nx_sc_change(&up, NX_SC_P_RENAME, i, "%s", rn[i].up);
-        nx_sc_line(&up, "~ column %s.%s: renamed from %s", rn[i].table, rn[i].to,
-                   r->o->renames[i].from);
-    }
-    if (nx_sc_diff(&up) != NX_OK)
-        return nx_err_set(r->err, NX_ENOMEM, "out of memory");
-    nx_sc_diff_t down = {.arena = r->a, .from = declared, .to = head, .down = true,
-                         .concurrent = up.concurrent, .nconcurrent = up.nconcurrent};
-    for (size_t i = r->o->nrenames; i-- > 0;)
-        nx_sc_change(&down, NX_SC_P_RENAME_BACK, r->o->nrenames - i, "%s", rn[i].down);
-    if (nx_sc_diff(&down) != NX_OK)
-        return nx_err_set(r->err, NX_ENOMEM, "out of memory");
-    p->up = nx_sc_render_changes(&up, false);
-    p->cup = nx_sc_render_changes(&up, true);
-    p->down = nx_sc_render_changes(&down, false);
-    p->cdown = nx_sc_render_changes(&down, true);
-    p->changes = up.lines;
-    p->nchanges = up.nlines;
-    split_notes(r->a, &up, p);
-    if (!p->up || !p->cup || !p->down || !p->cdown || !p->hazards || !p->notes)
-        return nx_err_set(r->err, NX_ENOMEM, "out of memory");
     return NX_OK;
 }
 
@@ -541,7 +491,7 @@ static int plan_on_server(struct run *r, const struct schema_file *files, size_t
                           nx_migrate_t *m, nx_schema_plan_t *p)
 {
     nx_sc_model_t declared, head;
-    struct renaming *rn = nx_arena_calloc(r->a, (r->o->nrenames + 1) * sizeof(*rn));
+    nx_sc_rename_t *rn = nx_arena_calloc(r->a, (r->o->nrenames + 1) * sizeof(*rn));
     if (!rn)
         return nx_err_set(r->err, NX_ENOMEM, "out of memory");
     r->admin = connect_to(r, r->o->conninfo);
@@ -553,7 +503,9 @@ static int plan_on_server(struct run *r, const struct schema_file *files, size_t
         nx_sc_catalog_read(r->a, r->db[HEAD].conn, catalog_query, r, &head, r->err) != NX_OK ||
         check_renames(r, &declared, rn) != NX_OK)
         return r->err->code;
-    return compare(r, &declared, &head, rn, p);
+    if (nx_sc_plan_models(r->a, &declared, &head, rn, r->o->nrenames, p) != NX_OK)
+        return nx_err_set(r->err, NX_ENOMEM, "out of memory");
+    return NX_OK;
 }
 
 int nx_schema_plan(nx_arena_t *a, const nx_schema_opts_t *o, nx_schema_plan_t *p,
