@@ -285,13 +285,15 @@ static void add_column(nx_sc_diff_t *d, const nx_sc_table_t *t, const nx_sc_colu
     nx_sc_change(d, NX_SC_P_ADD_COLUMN, create_key(t->oid, c->num), "ALTER TABLE %s ADD COLUMN %s",
                  t->name, column_sql(d, c));
     nx_sc_line(d, "+ column %s.%s %s", t->name, c->name, c->type);
-    if (c->notnull && !c->def && !c->identity && !strstr(c->type, "serial"))
+    if (c->notnull && !c->def && !c->identity && !strstr(c->type, "serial") && !c->generated)
         nx_sc_note(d, 0, "column %s.%s is NOT NULL without a default: adding it fails while "
                    "%s has rows", t->name, c->name, t->name);
-    if (c->generated || c->volatile_def)
+    bool serial = strstr(c->type, "serial") != NULL;
+    if (c->generated || c->volatile_def || c->identity || serial)
         nx_sc_note(d, NX_SCHEMA_HZ_LOCK, "table rewrite: adding column %s.%s with a %s rewrites "
                    "%s under an ACCESS EXCLUSIVE lock", t->name, c->name,
-                   c->generated ? "generated value" : "volatile default", t->name);
+                   c->generated ? "generated value" : c->identity || serial ? "sequence"
+                   : "volatile default", t->name);
     column_comment(d, t, c, NULL);
 }
 

@@ -351,9 +351,16 @@ static void obj_comment(struct objdiff *x, const nx_sc_obj_t *o, const char *fro
     if (same(from_comment, o->comment))
         return;
     bool on = x->kind != NX_SC_INDEX && x->kind != NX_SC_FUNCTION;
-    nx_sc_change(d, NX_SC_P_COMMENT, create_key(o->oid), "COMMENT ON %s %s%s%s IS %s",
-                 what[x->kind], o->name, on ? " ON " : "", on ? o->table : "",
-                 o->comment ? o->comment : "NULL");
+    char *sql = nx_arena_sprintf(d->arena, "COMMENT ON %s %s%s%s IS %s", what[x->kind], o->name,
+                                 on ? " ON " : "", on ? o->table : "",
+                                 o->comment ? o->comment : "NULL");
+    if (!sql)
+        d->err = NX_ENOMEM;
+    /* an index built concurrently exists only in the no-transaction part */
+    if (x->kind == NX_SC_INDEX && !d->down && listed(d->concurrent, d->nconcurrent, o->name))
+        nx_sc_concurrent(d, NX_SC_P_COMMENT, create_key(o->oid), sql);
+    else if (sql)
+        nx_sc_change(d, NX_SC_P_COMMENT, create_key(o->oid), "%s", sql);
     if (report)
         nx_sc_line(d, "~ comment on %s", label(d, x->kind, o));
 }
