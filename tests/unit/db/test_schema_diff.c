@@ -237,7 +237,9 @@ static void test_rename_given(void **state)
     nx_schema_plan_t p;
     assert_int_equal(nx_sc_plan_models(A, done(head), head, &rn, 1, &p), NX_OK);
     assert_string_equal(p.up, "ALTER TABLE users RENAME COLUMN avatar TO avatar_url;\n\n");
-    assert_string_equal(p.down, "ALTER TABLE users RENAME COLUMN avatar_url TO avatar;\n\n");
+    assert_string_equal(p.down, "-- function bodies below name the columns as the renames at "
+                                "the end leave them\nSET LOCAL check_function_bodies = off;\n\n"
+                                "ALTER TABLE users RENAME COLUMN avatar_url TO avatar;\n\n");
     assert_int_equal(p.nhazards, 0);
 }
 
