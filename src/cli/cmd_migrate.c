@@ -68,8 +68,8 @@ static int parse_rename(struct args *a, char *s)
     return NX_EXIT_OK;
 }
 
-/* The options of autogenerate and the drift check; 0 when s is none of
- * them, else *i moved past its value and the status of parsing it. */
+/* Parses argv[*i] when it is an option of autogenerate or the drift check
+ * (*taken true, *i moved past its value); returns the exit status. */
 static int parse_schema_option(int argc, char **argv, int *i, struct args *a, bool *taken)
 {
     char *s = argv[*i];
@@ -166,7 +166,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     return check_schema_options(a);
 }
 
-/* ---- revision (no database) ---------------------------------------------- */
+/* ---- revision (no database unless --autogenerate) ------------------------- */
 
 static int revision(const struct args *a, nx_settings_t *s)
 {
