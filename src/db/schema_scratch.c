@@ -241,7 +241,10 @@ static int scratch_create(struct run *r, struct scratch *s, const char *suffix)
 }
 
 /* Drops a scratch database; never polls the stop callback, which may well
- * be what brought us here. */
+ * be what brought us here. A plain DROP DATABASE also makes an autovacuum
+ * worker leave (and waits for our closed sessions to end); WITH (FORCE)
+ * comes second, as it must be allowed to terminate every session in the
+ * database, an autovacuum worker's (the superuser's) included. */
 static void scratch_drop(struct run *r, struct scratch *s)
 {
     if (s->conn)
@@ -252,12 +255,16 @@ static void scratch_drop(struct run *r, struct scratch *s)
     if (PQstatus(r->admin) != CONNECTION_OK)
         PQreset(r->admin);
     char sql[160];
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->name);
-    PGresult *res = PQexec(r->admin, sql);
-    if (!res_ok(res)) {
+    PGresult *res = NULL;
+    for (int force = 0; force < 2 && !res_ok(res); force++) {
+        PQclear(res);
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s%s", s->name,
+                 force ? " WITH (FORCE)" : "");
+        res = PQexec(r->admin, sql);
+    }
+    if (!res_ok(res))
         nx_err_set(r->err, NX_EUNAVAILABLE, "could not drop the scratch database \"%s\": %.150s; "
                    "drop it by hand", s->name, res_message(res));
-    }
     PQclear(res);
     s->created = false;
 }
