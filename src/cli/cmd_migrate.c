@@ -5,8 +5,11 @@
  *   downgrade -N|REV|base [--sql]   revert the newest N, those above REV, or all
  *   history                         every known version, newest first
  *   current                         the database's version
- *   check                           exit 1 when behind head or a file changed
+ *   check [--schema DIR]            exit 1 when behind head, a file changed, or
+ *                                   schema/ and the migrations disagree (drift)
  *   revision -m MESSAGE             write the next NNNN_message.sql
+ *   revision --autogenerate -m MESSAGE [--schema DIR] [--rename T.OLD=NEW]...
+ *            [--fail-on-hazard]     write it from schema/ (migrate_schema.c)
  *   --dir PATH                      read migrations from PATH, not the binary
  *
  * Works on the owner connection of db/target.h; with no DATABASE_URL that is
@@ -16,6 +19,7 @@
  */
 #include "core/nx.h"
 #include "cli/cli.h"
+#include "cli/cli_int.h"
 #include "config/settings.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -32,21 +36,91 @@
 
 static const char usage[] =
     "nexusapi migrate upgrade [head|REV] [--sql] | downgrade -N|REV|base [--sql] | history | "
-    "current | check | revision -m MESSAGE   [--dir PATH]";
+    "current | check [--schema DIR] | revision -m MESSAGE [--autogenerate [--schema DIR] "
+    "[--rename TABLE.OLD=NEW]... [--fail-on-hazard]]   [--dir PATH]";
+
+#define MAX_RENAMES 32
 
 struct args {
     const char *verb;
     const char *target;
     const char *message;
     const char *dir;
+    const char *schema;
     bool sql;
+    bool autogenerate;
+    bool fail_on_hazard;
+    nx_schema_rename_t renames[MAX_RENAMES];
+    size_t nrenames;
 };
+
+/* TABLE.OLD=NEW, split in place. */
+static int parse_rename(struct args *a, char *s)
+{
+    char *dot = strchr(s, '.'), *eq = dot ? strchr(dot, '=') : NULL;
+    if (!dot || !eq || dot == s || eq == dot + 1 || !eq[1] || strchr(eq + 1, '=') ||
+        strchr(eq + 1, '.'))
+        return nx_cli_usage(usage, "--rename needs TABLE.OLD=NEW, not \"%s\"", s);
+    if (a->nrenames == MAX_RENAMES)
+        return nx_cli_usage(usage, "at most %d --rename options", MAX_RENAMES);
+    *dot = *eq = '\0';
+    a->renames[a->nrenames++] = (nx_schema_rename_t){s, dot + 1, eq + 1};
+    return NX_EXIT_OK;
+}
+
+/* Parses argv[*i] when it is an option of autogenerate or the drift check
+ * (*taken true, *i moved past its value); returns the exit status. */
+static int parse_schema_option(int argc, char **argv, int *i, struct args *a, bool *taken)
+{
+    char *s = argv[*i];
+    *taken = true;
+    if (strcmp(s, "--autogenerate") == 0) {
+        a->autogenerate = true;
+    } else if (strcmp(s, "--fail-on-hazard") == 0) {
+        a->fail_on_hazard = true;
+    } else if (strcmp(s, "--schema") == 0 || strcmp(s, "--rename") == 0) {
+        if (*i + 1 >= argc)
+            return nx_cli_usage(usage, "option \"%s\" needs a value", s);
+        if (s[2] == 's')
+            a->schema = argv[++*i];
+        else
+            return parse_rename(a, argv[++*i]);
+    } else if (strncmp(s, "--schema=", 9) == 0) {
+        a->schema = s + 9;
+    } else if (strncmp(s, "--rename=", 9) == 0) {
+        return parse_rename(a, s + 9);
+    } else {
+        *taken = false;
+    }
+    return NX_EXIT_OK;
+}
+
+static int check_schema_options(const struct args *a)
+{
+    bool rev = strcmp(a->verb, "revision") == 0;
+    if (a->autogenerate && !rev)
+        return nx_cli_usage(usage, "--autogenerate applies to revision only");
+    if ((a->nrenames || a->fail_on_hazard) && !a->autogenerate)
+        return nx_cli_usage(usage, "--rename and --fail-on-hazard apply to revision "
+                            "--autogenerate only");
+    if (a->schema && !a->autogenerate && strcmp(a->verb, "check") != 0)
+        return nx_cli_usage(usage, "--schema applies to check and revision --autogenerate only");
+    if (a->schema && !a->schema[0])
+        return nx_cli_usage(usage, "--schema needs a path");
+    return NX_EXIT_OK;
+}
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
     memset(a, 0, sizeof(*a));
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
+        bool taken;
+        int rc = parse_schema_option(argc, argv, &i, a, &taken);
+        if (rc != NX_EXIT_OK)
+            return rc;
+        if (taken)
+            continue;
         if (strcmp(s, "--dir") == 0 || strcmp(s, "-m") == 0 || strcmp(s, "--message") == 0) {
             if (i + 1 >= argc)
                 return nx_cli_usage(usage, "option \"%s\" needs a value", s);
@@ -89,12 +163,12 @@ static int parse_args(int argc, char **argv, struct args *a)
         return nx_cli_usage(usage, "revision needs -m MESSAGE");
     if (a->dir && !a->dir[0])
         return nx_cli_usage(usage, "--dir needs a path");
-    return NX_EXIT_OK;
+    return check_schema_options(a);
 }
 
-/* ---- revision (no database) ---------------------------------------------- */
+/* ---- revision (no database unless --autogenerate) ------------------------- */
 
-static int revision(const struct args *a)
+static int revision(const struct args *a, nx_settings_t *s)
 {
     char slug[64];
     size_t n = 0;
@@ -115,6 +189,13 @@ static int revision(const struct args *a)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return nx_cli_fail("cannot write a revision: \"%s\" is not a directory (use --dir)",
                            dir);
+    if (a->autogenerate) {
+        nx_cli_autogen_t o = {.message = a->message, .slug = slug, .dir = dir,
+                              .schema = a->schema ? a->schema : "schema",
+                              .renames = a->renames, .nrenames = a->nrenames,
+                              .fail_on_hazard = a->fail_on_hazard};
+        return nx_cli_migrate_autogen(&o, s);
+    }
     nx_err_t err = {0};
     nx_migrate_t m;
     if (nx_migrate_load(&m, dir, &err) != NX_OK)
@@ -295,7 +376,11 @@ int cmd_migrate(int argc, char **argv, nx_settings_t *s)
     if (rc != NX_EXIT_OK)
         return rc;
     if (strcmp(a.verb, "revision") == 0)
-        return revision(&a);
+        return revision(&a, s);
+    bool drift = strcmp(a.verb, "check") == 0;
+    sigset_t stop;
+    if (drift) /* the drift check's scratch databases are dropped on SIGINT too */
+        nx_cli_block_stop_signals(&stop);
 
     nx_err_t err = {0};
     nx_migrate_t m;
@@ -312,8 +397,10 @@ int cmd_migrate(int argc, char **argv, nx_settings_t *s)
         rc = history(&m);
     } else if (strcmp(a.verb, "current") == 0) {
         rc = current(&m);
-    } else if (strcmp(a.verb, "check") == 0) {
+    } else if (drift) {
         rc = check(&m);
+        int drc = nx_cli_migrate_drift(t.owner_conninfo, a.schema, a.dir, &stop);
+        rc = drc > rc ? drc : rc;
     } else {
         rc = updown(&m, &a);
     }

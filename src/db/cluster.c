@@ -498,8 +498,8 @@ static int bootstrap(nx_cluster_t *c, nx_err_t *err)
     static const char roles[] =
         "DO $$ BEGIN\n"
         "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'nexus') THEN\n"
-        "    CREATE ROLE nexus LOGIN CREATEROLE;\n"
-        "  END IF;\n"
+        "    CREATE ROLE nexus LOGIN CREATEROLE CREATEDB;\n" /* CREATEDB: autogenerate's */
+        "  ELSE ALTER ROLE nexus CREATEDB; END IF;\n"       /* scratch databases */
         "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'nexus_app') THEN\n"
         "    CREATE ROLE nexus_app LOGIN;\n"
         "  ELSE ALTER ROLE nexus_app LOGIN; END IF;\n"
