@@ -33,5 +33,6 @@ CREATE FUNCTION nx_org_json(o organisations) RETURNS json
                                    'auto_join', o.auto_join, 'created_at', nx_ts(o.created_at),
                                    'updated_at', nx_ts(o.updated_at)) $$;
 
-GRANT SELECT, UPDATE ON organisations TO nexus_app;
+-- the API changes an organisation's name and auto_join, nothing else
+GRANT SELECT, UPDATE (name, auto_join) ON organisations TO nexus_app;
 GRANT EXECUTE ON FUNCTION nx_org_json(organisations) TO nexus_app;

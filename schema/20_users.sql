@@ -63,5 +63,7 @@ CREATE FUNCTION nx_user_json(u users) RETURNS json
                                    'avatar_url', u.avatar_url, 'created_at', nx_ts(u.created_at),
                                    'updated_at', nx_ts(u.updated_at)) $$;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON users TO nexus_app;
+-- users are created by the owner or the sign-in door; the API changes a
+-- role and removes a user
+GRANT SELECT, UPDATE (role), DELETE ON users TO nexus_app;
 GRANT EXECUTE ON FUNCTION nx_tenant_begin(uuid, uuid, text), nx_user_json(users) TO nexus_app;

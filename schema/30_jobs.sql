@@ -34,6 +34,9 @@ CREATE TABLE jobs (
     completed_at     timestamptz,
     failed_at        timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- API v2's metadata, returned as given (json keeps the client's order)
+    metadata         json NOT NULL DEFAULT '{}'::json
+                     CONSTRAINT jobs_metadata_check CHECK (json_typeof(metadata) = 'object'),
     PRIMARY KEY (organisation_id, id),
     -- a running job always has a lease; no other state has one
     CONSTRAINT jobs_lease_check CHECK ((status = 'running') =
@@ -71,13 +74,23 @@ CREATE TRIGGER jobs_touch BEFORE UPDATE ON jobs
 
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON jobs TO nexus_app
-    USING (organisation_id = NULLIF(current_setting('nexus.org_id', true), '')::uuid)
+-- nexus_app reads its organisation's jobs and submits new ones; it never
+-- changes or deletes a job.
+CREATE POLICY tenant_isolation_read ON jobs FOR SELECT TO nexus_app
+    USING (organisation_id = NULLIF(current_setting('nexus.org_id', true), '')::uuid);
+CREATE POLICY tenant_isolation_insert ON jobs FOR INSERT TO nexus_app
     WITH CHECK (organisation_id = NULLIF(current_setting('nexus.org_id', true), '')::uuid);
--- The workers' narrow door: claim, complete and prune across tenants, on
--- jobs only. Refunds touch org_credits and credit_transactions, where only
--- tenant_isolation (inherited through nexus_app) applies.
-CREATE POLICY worker_queue ON jobs TO nexus_worker USING (true) WITH CHECK (true);
+-- The workers' narrow door across tenants, on jobs only, one policy per
+-- command src/jobs/queue.c needs: read every job (claims, the prune), update
+-- live jobs (claim, renew, complete, fail, release), delete finished ones
+-- (the retention prune), insert none. Refunds touch org_credits and
+-- credit_transactions, where only tenant_isolation (through nexus_app)
+-- applies.
+CREATE POLICY worker_read ON jobs FOR SELECT TO nexus_worker USING (true);
+CREATE POLICY worker_update ON jobs FOR UPDATE TO nexus_worker
+    USING (status IN ('pending', 'running')) WITH CHECK (true);
+CREATE POLICY worker_prune ON jobs FOR DELETE TO nexus_worker
+    USING (status IN ('completed', 'failed'));
 CREATE POLICY operator_access ON jobs TO CURRENT_USER USING (true) WITH CHECK (true);
 
 -- api.md's Job shape, built by PostgreSQL.
@@ -94,6 +107,25 @@ CREATE FUNCTION nx_job_json(j jobs) RETURNS json
                                    'failed_at', nx_ts(j.failed_at),
                                    'updated_at', nx_ts(j.updated_at)) $$;
 
-GRANT SELECT, INSERT, UPDATE ON jobs TO nexus_app;
+-- API v2's Job shape: the same row, readable through both versions.
+CREATE FUNCTION nx_job_v2_json(j jobs) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT json_build_object('id', j.id, 'type', j.job_type, 'status', j.status,
+                                   'attempts', json_build_object('count', j.attempt_count,
+                                                                 'max', j.max_attempts),
+                                   'credits_charged', j.credits_charged, 'result', j.output,
+                                   'error', CASE WHEN j.error_message IS NULL THEN NULL
+                                                 ELSE json_build_object('message', j.error_message)
+                                            END,
+                                   'metadata', j.metadata,
+                                   'created_at', nx_ts(j.created_at),
+                                   'started_at', nx_ts(j.started_at),
+                                   'completed_at', nx_ts(j.completed_at),
+                                   'failed_at', nx_ts(j.failed_at),
+                                   'updated_at', nx_ts(j.updated_at)) $$;
+
+GRANT SELECT, INSERT ON jobs TO nexus_app;
+GRANT UPDATE (status, attempt_count, run_at, lease_owner, lease_expires_at, started_at,
+              completed_at, failed_at, output, error_message) ON jobs TO nexus_worker;
 GRANT DELETE ON jobs TO nexus_worker;
-GRANT EXECUTE ON FUNCTION nx_job_json(jobs) TO nexus_app;
+GRANT EXECUTE ON FUNCTION nx_job_json(jobs), nx_job_v2_json(jobs) TO nexus_app;

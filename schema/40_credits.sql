@@ -55,6 +55,7 @@ CREATE FUNCTION nx_credit_tx_json(t credit_transactions) RETURNS json
                                    'job_id', t.job_id, 'description', t.description,
                                    'created_at', nx_ts(t.created_at)) $$;
 
-GRANT SELECT, INSERT, UPDATE ON org_credits TO nexus_app;
+-- a job's debit changes the balance; credits rows are created by the owner
+GRANT SELECT, UPDATE (balance) ON org_credits TO nexus_app;
 GRANT SELECT, INSERT ON credit_transactions TO nexus_app;
 GRANT EXECUTE ON FUNCTION nx_credit_tx_json(credit_transactions) TO nexus_app;

@@ -36,9 +36,10 @@ BEGIN
 END
 $$;
 
--- A new organisation with its credits row and the sign-up GRANT (called by
--- nx_sign_in only; not executable by nexus_app).
-CREATE FUNCTION nx_sign_in_new_org(p_name text, p_domain text, p_credits integer)
+-- The one place that creates an organisation: its credits row, and a GRANT
+-- of the opening credits when there are any (sign-in and `org create`;
+-- owner only).
+CREATE FUNCTION nx_org_create(p_name text, p_domain text, p_credits integer, p_reason text)
     RETURNS public.organisations
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, public
@@ -52,11 +53,20 @@ BEGIN
     INSERT INTO public.org_credits (organisation_id, balance) VALUES (o.id, c);
     IF c > 0 THEN
         INSERT INTO public.credit_transactions (organisation_id, amount, type, description)
-            VALUES (o.id, c, 'GRANT', 'Sign-up grant');
+            VALUES (o.id, c, 'GRANT', p_reason);
     END IF;
     RETURN o;
 END
 $$;
+REVOKE ALL ON FUNCTION nx_org_create(text, text, integer, text) FROM PUBLIC;
+
+-- A new organisation of a sign-in, with the sign-up grant (called by
+-- nx_sign_in only; not executable by nexus_app).
+CREATE FUNCTION nx_sign_in_new_org(p_name text, p_domain text, p_credits integer)
+    RETURNS public.organisations
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, public
+    AS $$ SELECT public.nx_org_create(p_name, p_domain, p_credits, 'Sign-up grant') $$;
 
 -- Sign-in rules 1-3 of api.md for a verified Google identity. status is
 -- 'ok' (with the user, organisation and the User/Organisation JSON as

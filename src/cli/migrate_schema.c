@@ -246,7 +246,7 @@ int nx_cli_migrate_autogen(const nx_cli_autogen_t *o, nx_settings_t *s)
     nx_err_t err = {0};
     nx_db_target_t t;
     int rc;
-    if (nx_db_target_open_unmigrated(&t, s, &err) != NX_OK) {
+    if (nx_db_target_open(&t, s, &err) != NX_OK) {
         rc = nx_cli_fail_err(&err);
     } else {
         rc = autogen_locked(o, t.owner_conninfo, &stop);
