@@ -2,8 +2,9 @@
  * schema_catalog.c - reads one database's catalog into the model of
  * schema_int.h.
  *
- * Only the public schema is read, without schema_migrations and without
- * what extensions own. Every definition comes from PostgreSQL's own
+ * Only the public schema is read, without the migration engine's own
+ * tables (schema_migrations, schema_migrations_pin) and without what
+ * extensions own. Every definition comes from PostgreSQL's own
  * deparsers (format_type, pg_get_expr, pg_get_constraintdef,
  * pg_get_indexdef, pg_get_triggerdef, pg_get_functiondef), so two databases
  * built from different SQL text compare equal when their catalogs are.
@@ -25,7 +26,8 @@
  * migration engine's own, not an extension's. */
 #define IN_SCOPE(c)                                                                        \
     c ".relnamespace = 'public'::regnamespace AND " c ".relkind = 'r' AND " c              \
-    ".relname <> 'schema_migrations' AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE "    \
+    ".relname NOT IN ('schema_migrations', 'schema_migrations_pin') AND NOT EXISTS ("        \
+    "SELECT 1 FROM pg_depend e WHERE "                                                     \
     "e.classid = 'pg_class'::regclass AND e.objid = " c ".oid AND e.deptype = 'e')"
 
 /* The user functions an object's expressions call, one signature a line. */

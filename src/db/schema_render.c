@@ -45,6 +45,16 @@ char *nx_sc_render_changes(const nx_sc_diff_t *d, bool concurrent)
     nx_buf_t b;
     nx_buf_init(&b, d->arena, MAX_TEXT);
     int rc = nx_buf_puts(&b, "");
+    /* PostgreSQL does not record what a function's body calls, so a function
+     * may come before one it calls (or before the columns a rename at the
+     * end leaves): bodies are checked when they run, not when created */
+    bool late_bodies = false;
+    for (size_t i = 0; i < n; i++)
+        late_bodies = late_bodies || list[i]->phase == NX_SC_P_CREATE_FUNCTION ||
+                      (d->down && list[i]->phase == NX_SC_P_RENAME_BACK);
+    if (late_bodies && !concurrent)
+        rc = nx_buf_puts(&b, "-- function bodies are checked when they run: one may call another "
+                             "created further down\nSET LOCAL check_function_bodies = off;\n\n");
     for (size_t i = 0; rc == NX_OK && i < n; i++) {
         const char *s = list[i]->sql;
         size_t len = strlen(s);
@@ -85,11 +95,6 @@ int nx_sc_plan_models(nx_arena_t *a, const nx_sc_model_t *declared, const nx_sc_
         return NX_ENOMEM;
     nx_sc_diff_t down = {.arena = a, .from = declared, .to = head, .down = true,
                          .concurrent = up.concurrent, .nconcurrent = up.nconcurrent};
-    /* the down's function bodies name columns as they are after the renames
-     * back at its very end: validate them then, not now */
-    if (nrn)
-        nx_sc_change(&down, NX_SC_P_RENAME, 0, "-- function bodies below name the columns as "
-                     "the renames at the end leave them\nSET LOCAL check_function_bodies = off");
     for (size_t i = nrn; i-- > 0;)
         nx_sc_change(&down, NX_SC_P_RENAME_BACK, nrn - i, "%s", rn[i].down);
     if (nx_sc_diff(&down) != NX_OK)

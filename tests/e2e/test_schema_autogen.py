@@ -19,6 +19,15 @@ import harness
 ROOT = harness.ROOT
 
 
+def migration_files():
+    return sorted(f for f in os.listdir(os.path.join(ROOT, "migrations")) if f.endswith(".sql"))
+
+
+HEAD_FILE = migration_files()[-1]                        # e.g. "0009_one_org_create.sql"
+HEAD_NAME = HEAD_FILE[:-4].replace("_", " ", 1)          # "0009 one_org_create"
+NEXT = "%04d" % (int(HEAD_FILE[:4]) + 1)                 # the number autogenerate writes next
+
+
 def ok(r):
     assert r.returncode == 0, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     return r
@@ -29,7 +38,8 @@ def ok(r):
 ACL = ("(SELECT string_agg(x, ',' ORDER BY x) FROM (SELECT CASE WHEN a.grantee = 0 THEN "
        "'PUBLIC' ELSE pg_get_userbyid(a.grantee) END || ':' || a.privilege_type || ':' || "
        "a.is_grantable AS x FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) a) s)")
-PUBLIC_TABLES = ("c.relnamespace = 'public'::regnamespace AND c.relname <> 'schema_migrations'")
+PUBLIC_TABLES = ("c.relnamespace = 'public'::regnamespace AND "
+                 "c.relname NOT IN ('schema_migrations', 'schema_migrations_pin')")
 CATALOG = [
     "SELECT c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence, "
     "c.reloptions, obj_description(c.oid, 'pg_class'), "
@@ -337,13 +347,13 @@ def edit_drops(p):
     p.edit("20_users.sql", "    google_id       varchar(255) UNIQUE,\n", "")
     p.edit("30_jobs.sql", "CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) "
            "WHERE status = 'running';", "")
-    p.edit("30_jobs.sql", "CREATE POLICY worker_queue ON jobs TO nexus_worker USING (true) "
-           "WITH CHECK (true);", "")
+    p.edit("30_jobs.sql", "CREATE POLICY worker_read ON jobs FOR SELECT TO nexus_worker "
+           "USING (true);", "")
     p.edit("40_credits.sql", "CREATE TRIGGER org_credits_touch BEFORE UPDATE ON org_credits\n"
            "    FOR EACH ROW EXECUTE FUNCTION nx_touch_updated_at();", "")
     p.edit("40_credits.sql", "ALTER TABLE org_credits FORCE ROW LEVEL SECURITY;", "")
     return 1, ["data loss: drops table used_login_states", "data loss: drops column "
-               "users.google_id", "RLS weakened: drops policy worker_queue on jobs",
+               "users.google_id", "RLS weakened: drops policy worker_read on jobs",
                "RLS weakened: turns FORCE row-level security off on org_credits"]
 
 
@@ -465,7 +475,7 @@ def test_drift_fails_check_with_the_diff(project):
     r = p.cli("migrate", "check", "--dir", "migrations")
     assert r.returncode == 1, r.stdout
     assert "up to date" in r.stdout  # the database itself is fine
-    assert "schema/ and the migrations (at 0006 touch_only_on_change) disagree" in r.stderr
+    assert f"schema/ and the migrations (at {HEAD_NAME}) disagree" in r.stderr
     assert "  + column users.locale text" in r.stderr
     assert "  ~ index jobs_claim_idx:\n" in r.stderr
     assert "(run_at, id)" in r.stderr
@@ -474,7 +484,7 @@ def test_drift_fails_check_with_the_diff(project):
     # the reverse: a migration without its schema edit
     shutil.rmtree(p.schema)
     shutil.copytree(os.path.join(ROOT, "schema"), p.schema)
-    with open(os.path.join(p.migrations, "0007_by_hand.sql"), "w") as f:
+    with open(os.path.join(p.migrations, f"{NEXT}_by_hand.sql"), "w") as f:
         f.write("-- nexus:up\nCREATE TABLE notes (id int);\n-- nexus:down\nDROP TABLE notes;\n")
     ok(p.cli("migrate", "upgrade", "head", "--dir", "migrations"))
     r = p.cli("migrate", "check", "--dir", "migrations")
@@ -567,12 +577,12 @@ def test_concurrent_autogenerates_do_not_collide(pg):
         for pr, (out, err) in zip(procs, outs):
             assert pr.returncode == 0, err
         written = sorted(out.strip() for out, _ in outs[:2] if out.strip())
-        assert written == ["migrations/0007_notes.sql"], outs
+        assert written == [f"migrations/{NEXT}_notes.sql"], outs
         assert any("nothing to do" in err for _, err in outs[:2]), outs
-        assert outs[2][0].strip() == "migrations/0007_notes.sql"
-        assert [f for f in a.files() if f.startswith("0007")] == ["0007_notes.sql"]
-        assert open(os.path.join(a.migrations, "0007_notes.sql")).read() == \
-            open(os.path.join(b.migrations, "0007_notes.sql")).read()
+        assert outs[2][0].strip() == f"migrations/{NEXT}_notes.sql"
+        assert [f for f in a.files() if f.startswith(NEXT)] == [f"{NEXT}_notes.sql"]
+        assert open(os.path.join(a.migrations, f"{NEXT}_notes.sql")).read() == \
+            open(os.path.join(b.migrations, f"{NEXT}_notes.sql")).read()
     finally:
         a.close()
         b.close()
@@ -631,7 +641,7 @@ def test_embedded_autogenerate(pg):
             f.write("CREATE TABLE notes (id int PRIMARY KEY);\n")
         r = ok(harness.run_cli(["migrate", "revision", "--autogenerate", "-m", "notes"], env,
                                cwd=work, timeout=240))
-        assert r.stdout.strip() == "migrations/0007_notes.sql"
+        assert r.stdout.strip() == f"migrations/{NEXT}_notes.sql"
         assert "CREATE TABLE notes" in open(os.path.join(work, r.stdout.strip())).read()
         ok(harness.run_cli(["migrate", "upgrade", "head", "--dir", "migrations"], env, cwd=work))
         r = ok(harness.run_cli(["migrate", "check", "--dir", "migrations"], env, cwd=work,

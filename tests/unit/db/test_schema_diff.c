@@ -237,9 +237,10 @@ static void test_rename_given(void **state)
     nx_schema_plan_t p;
     assert_int_equal(nx_sc_plan_models(A, done(head), head, &rn, 1, &p), NX_OK);
     assert_string_equal(p.up, "ALTER TABLE users RENAME COLUMN avatar TO avatar_url;\n\n");
-    assert_string_equal(p.down, "-- function bodies below name the columns as the renames at "
-                                "the end leave them\nSET LOCAL check_function_bodies = off;\n\n"
-                                "ALTER TABLE users RENAME COLUMN avatar_url TO avatar;\n\n");
+    assert_string_equal(p.down, "-- function bodies are checked when they run: one may call "
+                                "another created further down\nSET LOCAL check_function_bodies "
+                                "= off;\n\nALTER TABLE users RENAME COLUMN avatar_url TO "
+                                "avatar;\n\n");
     assert_int_equal(p.nhazards, 0);
 }
 
@@ -445,6 +446,8 @@ static void test_function_replace_and_grants(void **state)
                        .args = f->args, .acl = {app, 1}};
     nx_schema_plan_t p = plan(done(head), done(decl));
     assert_string_equal(p.up,
+                        "-- function bodies are checked when they run: one may call another "
+                        "created further down\nSET LOCAL check_function_bodies = off;\n\n"
                         "REVOKE EXECUTE ON FUNCTION nx_ts(timestamp with time zone) FROM PUBLIC;\n\n"
                         "CREATE OR REPLACE FUNCTION public.nx_ts(ts timestamp with time zone)\n"
                         " RETURNS text\nAS $function$ SELECT 2 $function$;\n\n"
