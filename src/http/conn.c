@@ -28,6 +28,7 @@
 #include "http/http_int.h"
 
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <string.h>
 
 atomic_int nx_http_inflight_count;
@@ -43,7 +44,24 @@ static const char *mhd_lookup(void *ctx, int kind, const char *name)
 static void mhd_suspend(void *ctx) { MHD_suspend_connection(ctx); }
 static void mhd_resume(void *ctx) { MHD_resume_connection(ctx); }
 
-static const nx_http_source_t mhd_source = {mhd_lookup, mhd_suspend, mhd_resume};
+/* The accepted socket's peer, as the acceptor handed it to MHD. */
+static bool mhd_peer(void *ctx, struct sockaddr_storage *out, socklen_t *len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ctx, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return false;
+    const struct sockaddr *sa = ci->client_addr;
+    *len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+           : sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                      : 0;
+    if (!*len)
+        return false;
+    memcpy(out, sa, *len);
+    return true;
+}
+
+static const nx_http_source_t mhd_source = {mhd_lookup, mhd_suspend, mhd_resume, mhd_peer};
 
 static struct MHD_Connection *mhd_of(nx_http_conn_t *hc) { return hc->src_ctx; }
 

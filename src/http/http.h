@@ -17,8 +17,10 @@
 #include "core/nx.h"
 
 #include <jansson.h>
+#include <sys/socket.h>
 
 #define NX_MAX_PATH_PARAMS 4
+#define NX_HTTP_MAX_ROUTES 160 /* compiled routes the router holds, at most */
 #define NX_BODY_MAX (1024 * 1024)
 
 typedef int (*nx_handler_cb)(nx_req_t *req, nx_err_t *err);
@@ -28,6 +30,8 @@ enum nx_route_flags {
     NX_ROUTE_AUTH = 1 << 0,  /* a valid access token; runs in the caller's tenant */
     NX_ROUTE_ADMIN = 1 << 1, /* ... and the admin role (implies AUTH) */
     NX_ROUTE_JSON = 1 << 2,  /* takes a JSON object body; other routes take none */
+    NX_ROUTE_UNDOCUMENTED = 1 << 3, /* for operators, not in the API's OpenAPI
+                                       document (GET /metrics) */
 };
 
 typedef struct nx_route {
@@ -84,6 +88,7 @@ struct nx_req {
     const char *route;       /* the matched pattern with its prefix, for logs */
     const char *request_id;
     const nx_route_t *route_entry;
+    int route_id;            /* the matched route's index (nx_http_route_pattern), or -1 */
     int api_version;         /* the matched route's group version (0: none) */
     const char *params[NX_MAX_PATH_PARAMS]; /* {id} values in pattern order */
     int nparams;
@@ -101,6 +106,20 @@ const char *nx_req_header(nx_req_t *req, const char *name);
 const char *nx_req_query(nx_req_t *req, const char *key);
 const char *nx_req_cookie(nx_req_t *req, const char *name);
 const char *nx_req_param(nx_req_t *req, int i);
+
+/* True when addr is a loopback address: 127.0.0.0/8, ::1, or an IPv4
+ * loopback address mapped into IPv6 (::ffff:127.0.0.0/104). */
+bool nx_http_addr_loopback(const struct sockaddr *addr, socklen_t len);
+/* True when the request's connection comes from a loopback address. The
+ * address is the connection's own (the socket's peer), never a header such
+ * as X-Forwarded-For; false when it is unknown. */
+bool nx_req_peer_loopback(nx_req_t *req);
+
+/* The routes the router holds (nx_http_start installed them): how many, and
+ * the full pattern of route i ("/api/v1/users/{id}"; NULL past the last).
+ * req->route_id indexes them. Borrowed, static. */
+size_t nx_http_route_count(void);
+const char *nx_http_route_pattern(size_t i);
 
 /* Responses. body is copied (or borrowed if static); content_type NULL means
  * application/json. Each returns NX_OK or NX_ENOMEM. */

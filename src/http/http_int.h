@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 /* Request arena chunk: most requests fit their first chunk. */
 #define NX_HTTP_ARENA_CHUNK 8192
@@ -42,15 +43,17 @@ struct nx_resp {
     struct nx_resp_hdr *headers; /* newest first */
 };
 
-/* Where a request's headers, query arguments and cookies come from, and how
- * its connection is parked while offloaded work runs: libmicrohttpd
- * (conn.c) or the test harness. */
+/* Where a request's headers, query arguments, cookies and peer address come
+ * from, and how its connection is parked while offloaded work runs:
+ * libmicrohttpd (conn.c) or the test harness. */
 enum nx_req_kind { NX_REQ_HEADER = 0, NX_REQ_QUERY, NX_REQ_COOKIE };
 
 typedef struct nx_http_source {
     const char *(*lookup)(void *ctx, int kind, const char *name);
     void (*suspend)(void *ctx); /* before offloaded work starts */
     void (*resume)(void *ctx);  /* after it is done (from the helper thread) */
+    /* the connection's peer address into *out; false when unknown */
+    bool (*peer)(void *ctx, struct sockaddr_storage *out, socklen_t *len);
 } nx_http_source_t;
 
 enum nx_conn_state {

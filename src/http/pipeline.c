@@ -60,6 +60,7 @@ nx_http_conn_t *nx_pipeline_begin(const char *method, const char *path,
     hc->req.conn = hc;
     hc->req.method = method;
     hc->req.path = path;
+    hc->req.route_id = -1;
     hc->src = src;
     hc->src_ctx = src_ctx;
     hc->start_us = nx_time_mono_us();

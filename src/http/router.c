@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_ROUTES 160
+#define MAX_ROUTES NX_HTTP_MAX_ROUTES
 #define MAX_SEGS 16
 #define MAX_PATTERN 96
 
@@ -105,6 +105,10 @@ int nx_router_init(const nx_route_group_t *groups, size_t ngroups, nx_err_t *err
     return NX_OK;
 }
 
+size_t nx_http_route_count(void) { return ntable; }
+
+const char *nx_http_route_pattern(size_t i) { return i < ntable ? table[i].pattern : NULL; }
+
 /* Literal-segment mask (first segment most significant), or -1: no match. */
 static long score(const struct compiled *c, const struct seg *segs, int nsegs)
 {
@@ -185,6 +189,7 @@ int nx_router_match(nx_req_t *req, const char *method, const char *path, nx_err_
                                                                                  : "given");
     }
     req->route_entry = best->route;
+    req->route_id = (int)(best - table);
     req->route = best->pattern;
     req->api_version = best->version;
     if (fill_params(req, best, segs) != NX_OK)

@@ -5,6 +5,8 @@
 #include "loopback.h"
 #include "http/http_int.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +72,28 @@ static const char *lookup(void *ctx, int kind, const char *name)
     return header(c->in, name);
 }
 
+/* The request's peer, from its numeric address. */
+static bool peer(void *ctx, struct sockaddr_storage *out, socklen_t *len)
+{
+    struct source_ctx *c = ctx;
+    const char *p = c->in->peer;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (p && inet_pton(AF_INET, p, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        *len = sizeof(*v4);
+        return true;
+    }
+    if (p && inet_pton(AF_INET6, p, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        *len = sizeof(*v6);
+        return true;
+    }
+    return false;
+}
+
 /* No suspend: offloaded work runs at once. */
-static const nx_http_source_t source = {lookup, NULL, NULL};
+static const nx_http_source_t source = {lookup, NULL, NULL, peer};
 
 static char *dup_n(const char *s, size_t n)
 {

@@ -17,6 +17,7 @@ typedef struct nx_loopback_req {
     const char *headers[NX_LOOPBACK_MAX_HEADERS][2]; /* name, value; ends at a NULL name */
     const char *body;    /* NULL: none */
     size_t body_len;
+    const char *peer;    /* the client's numeric address ("127.0.0.1", "::1"); NULL: unknown */
 } nx_loopback_req_t;
 
 typedef struct nx_loopback_resp {
