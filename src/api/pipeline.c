@@ -15,6 +15,7 @@
 
 const nx_stage_t nx_api_pipeline[] = {
     /* headers in: decide what can be decided before reading a body */
+    {"trace", NX_STAGE_HEADERS, nx_http_stage_trace},
     {"request_id", NX_STAGE_HEADERS, nx_http_stage_request_id},
     {"route", NX_STAGE_HEADERS, nx_http_stage_route},
     {"auth", NX_STAGE_HEADERS, nx_auth_stage},

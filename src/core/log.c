@@ -12,9 +12,13 @@
  * escaped (\n, \x1b, \u009b), so a value can neither start a forged line
  * nor reach a terminal as an escape sequence. Ill-formed UTF-8 becomes
  * U+FFFD in JSON and \xNN in text.
+ *
+ * A line written while the thread works for a traced request or job attempt
+ * (nx_trace_enter) carries its trace_id, unless the caller names one.
  */
 #include "core/nx.h"
 #include "core/log.h"
+#include "core/trace.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -172,8 +176,14 @@ void nx_log_write(int level, const char *msg, const nx_log_field_t *fields)
         puts_(&l, head);
     }
     put_str(&l, msg, json);
-    for (const nx_log_field_t *f = fields; f->type != NX_LOG_END; f++)
+    bool has_trace = false;
+    for (const nx_log_field_t *f = fields; f->type != NX_LOG_END; f++) {
         put_field(&l, f, json);
+        has_trace = has_trace || strcmp(f->key, "trace_id") == 0;
+    }
+    const nx_trace_t *t = nx_trace_current();
+    if (t && !has_trace)
+        put_field(&l, &NX_LS("trace_id", t->trace_id), json);
     if (json)
         l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';

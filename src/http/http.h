@@ -15,6 +15,7 @@
 #define NX_HTTP_HTTP_H
 
 #include "core/nx.h"
+#include "core/trace.h"
 
 #include <jansson.h>
 #include <sys/socket.h>
@@ -87,6 +88,7 @@ struct nx_req {
     const char *path;        /* without the query string */
     const char *route;       /* the matched pattern with its prefix, for logs */
     const char *request_id;
+    nx_trace_t trace;        /* W3C trace context: the caller's, or a new one */
     const nx_route_t *route_entry;
     int route_id;            /* the matched route's index (nx_http_route_pattern), or -1 */
     int api_version;         /* the matched route's group version (0: none) */
@@ -145,6 +147,7 @@ int nx_req_offload(nx_req_t *req, nx_work_cb work, void *ud);
 
 /* ---- stages that http/ provides (api/pipeline.c lists them) --------------- */
 
+int nx_http_stage_trace(nx_req_t *req, nx_err_t *err);      /* traceparent */
 int nx_http_stage_request_id(nx_req_t *req, nx_err_t *err); /* X-Request-ID */
 int nx_http_stage_route(nx_req_t *req, nx_err_t *err);      /* 404, 405 + Allow */
 int nx_http_stage_limits(nx_req_t *req, nx_err_t *err);     /* 415, 413 by Content-Length */

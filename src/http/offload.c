@@ -42,7 +42,9 @@ static struct {
 static void run_work(nx_http_conn_t *hc)
 {
     nx_err_t err = {0};
+    const nx_trace_t *outer = nx_trace_enter(&hc->req.trace); /* logs, outbound calls */
     int rc = hc->work(&hc->req, hc->work_ud, &err);
+    nx_trace_enter(outer);
     if (rc != NX_OK) {
         hc->err = err;
         if (!hc->err.code)

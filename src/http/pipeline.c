@@ -88,6 +88,9 @@ void nx_pipeline_run(nx_http_conn_t *hc, int when)
             return;
         hc->responded = true;
     }
+    /* every line logged while the stages run carries the request's trace
+     * (the trace stage sets it up on the first walk) */
+    const nx_trace_t *outer = nx_trace_enter(&hc->req.trace);
     /* skip what ran already and what belongs to an earlier kind */
     size_t i = hc->next_stage;
     while (i < nstages && stages[i].when < when)
@@ -100,6 +103,7 @@ void nx_pipeline_run(nx_http_conn_t *hc, int when)
         run_one(hc, i);
     }
     hc->next_stage = i;
+    nx_trace_enter(outer);
 }
 
 static bool keeps_body(const nx_http_conn_t *hc)

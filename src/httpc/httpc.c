@@ -6,7 +6,9 @@
  * connection is reused: each call connects anew, and check_addr sees every
  * address. Limits are not optional: timeouts, a body cap (an error, or a cut
  * when the caller asks), no redirects, TLS verification on, and the allowed
- * schemes. Error details are safe for clients and name only req->service;
+ * schemes. A call made for a traced request or job attempt carries its
+ * traceparent (W3C Trace Context), with that span as the parent. Error
+ * details are safe for clients and name only req->service;
  * the URL and libcurl's text go to log_detail. Everything handed back lives
  * on the caller's arena; the handle and header list are released before
  * returning.
@@ -16,6 +18,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/trace.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -185,10 +188,32 @@ static bool set_options(CURL *h, struct call *c, struct curl_slist *hdrs, char *
     return ok;
 }
 
-/* The request headers: Accept, Content-Type of a body, and the caller's. */
+/* traceparent for the calling thread's trace (a request, a job attempt):
+ * our span is the call's parent. "" when the thread has none. */
+static const char *traceparent(nx_arena_t *arena)
+{
+    const nx_trace_t *t = nx_trace_current();
+    char tp[NX_TRACEPARENT_LEN + 1];
+    if (!t)
+        return "";
+    nx_trace_format(t, tp);
+    return nx_arena_sprintf(arena, "traceparent: %s", tp);
+}
+
+/* The request headers: Accept, traceparent, Content-Type of a body, and the
+ * caller's. */
 static struct curl_slist *header_list(nx_arena_t *arena, const nx_httpc_req_t *q)
 {
-    struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
+    const char *tp = traceparent(arena);
+    struct curl_slist *l = tp ? curl_slist_append(NULL, "Accept: application/json") : NULL;
+    if (l && tp[0]) {
+        struct curl_slist *n = curl_slist_append(l, tp);
+        if (!n) {
+            curl_slist_free_all(l);
+            return NULL;
+        }
+        l = n;
+    }
     if (l && q->content_type) {
         char *ct = nx_arena_sprintf(arena, "Content-Type: %s", q->content_type);
         struct curl_slist *n = ct ? curl_slist_append(l, ct) : NULL;

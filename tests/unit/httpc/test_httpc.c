@@ -3,12 +3,14 @@
  * HTTP server on 127.0.0.1 (libmicrohttpd in this process, one thread per
  * connection): timeouts, the size cap and the cut, no redirects, Basic
  * credentials, the address check, abandoning a call, JSON decoding, the
- * captured Cache-Control, and the https-only default.
+ * captured Cache-Control, the https-only default, and the traceparent a
+ * traced call carries.
  */
 #include "core/nx.h"
 #include "httpc/httpc.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/trace.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -113,6 +115,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/auth") == 0) {
         const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         return reply(conn, 200, a ? a : "-", strlen(a ? a : "-"), NULL);
+    }
+    if (strcmp(url, "/traceparent") == 0) {
+        const char *t = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+        return reply(conn, 200, t ? t : "-", strlen(t ? t : "-"), NULL);
     }
     if (strcmp(url, "/json") == 0)
         return reply(conn, 200, "{\"a\": 1}", 8, "public, Max-Age=120, must-revalidate");
@@ -342,6 +348,30 @@ static void test_https_only_unless_allowed(void **state)
     nx_arena_free(a);
 }
 
+/* A call made while the thread works for a trace names that span as its
+ * parent; an untraced call sends no traceparent. */
+static void test_traceparent_sent(void **state)
+{
+    nx_arena_t *a = nx_arena_new(4096);
+    nx_httpc_req_t q = get(a, "/traceparent");
+    nx_httpc_resp_t r;
+    nx_err_t err = {0};
+    assert_int_equal(nx_httpc_perform(a, &q, &r, &err), NX_OK);
+    assert_string_equal(r.body, "-");
+    nx_trace_t t;
+    assert_int_equal(
+        nx_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &t), NX_OK);
+    nx_trace_start(&t);
+    const nx_trace_t *outer = nx_trace_enter(&t);
+    assert_int_equal(nx_httpc_perform(a, &q, &r, &err), NX_OK);
+    nx_trace_enter(outer);
+    char want[NX_TRACEPARENT_LEN + 1];
+    nx_trace_format(&t, want);
+    assert_string_equal(r.body, want);
+    assert_int_equal(strncmp(r.body, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0);
+    nx_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_abort_cuts_the_call_short),
         cmocka_unit_test(test_json_and_cache_control),
         cmocka_unit_test(test_https_only_unless_allowed),
+        cmocka_unit_test(test_traceparent_sent),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
