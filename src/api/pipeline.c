@@ -7,11 +7,12 @@
  * (auth/), the tenant transaction and its caller check (api/tenant.c), the
  * version headers (api/versions.c) plug in exactly as http/'s own stages
  * do. Rate limits belong after "auth" (they count per organisation and may
- * refuse before the body is read); metrics beside "access_log".
+ * refuse before the body is read); counters beside "access_log".
  */
 #include "core/nx.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "metrics/metrics.h"
 
 const nx_stage_t nx_api_pipeline[] = {
     /* headers in: decide what can be decided before reading a body */
@@ -30,6 +31,7 @@ const nx_stage_t nx_api_pipeline[] = {
     {"respond", NX_STAGE_RESPONSE, nx_http_stage_respond},
     /* the request is over, however it ended */
     {"access_log", NX_STAGE_DONE, nx_http_stage_access_log},
+    {"metrics", NX_STAGE_DONE, nx_metrics_stage_http},
 };
 
 const size_t nx_api_pipeline_count = NX_ARRAY_LEN(nx_api_pipeline);

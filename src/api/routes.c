@@ -12,7 +12,8 @@
  *
  * Flags say who may call (PUBLIC: anyone, and no tenant; AUTH: a member,
  * in the caller's tenant; ADMIN: an admin) and whether the route takes a
- * JSON body (JSON; other routes never keep one).
+ * JSON body (JSON; other routes never keep one); UNDOCUMENTED marks an
+ * operators' route that is not part of the API (GET /metrics).
  *
  * Adding a route: one row here, the handler's declaration in its module's
  * header, and its operation in src/api/openapi.json (under /api/v1 for a
@@ -23,6 +24,7 @@
 #include "api/routes.h"
 #include "api/accounts.h"
 #include "api/jobs_api.h"
+#include "metrics/metrics.h"
 
 static const nx_route_t root_routes[] = {
     {"GET", "/health", nx_api_health_get, NX_ROUTE_PUBLIC},
@@ -34,6 +36,8 @@ static const nx_route_t root_routes[] = {
     {"GET", "/auth/google/callback", nx_api_auth_callback, NX_ROUTE_PUBLIC},
     {"POST", "/auth/google/token", nx_api_auth_token, NX_ROUTE_PUBLIC | NX_ROUTE_JSON},
     {"POST", "/auth/logout", nx_api_auth_logout, NX_ROUTE_PUBLIC},
+    /* operators': answers loopback clients or METRICS_TOKEN, else 404 */
+    {"GET", "/metrics", nx_metrics_get, NX_ROUTE_PUBLIC | NX_ROUTE_UNDOCUMENTED},
 };
 
 /* Every version's resources. */

@@ -85,6 +85,8 @@ static const struct setting table[] = {
     {"GEMINI_BASE_URL", T_STR, S(gemini_base_url),
      "https://generativelanguage.googleapis.com/v1beta", 0, 0, F_URL, NULL},
     {"GEMINI_TIMEOUT_SECONDS", T_INT, S(gemini_timeout), "30", 1, 600, 0, NULL},
+    {"METRICS_TOKEN", T_STR, S(metrics_token), NULL, 0, 0, F_SECRET, NULL},
+    {"WORKER_METRICS_PORT", T_INT, S(worker_metrics_port), "0", 0, 65535, 0, NULL},
     {"API_V1_DEPRECATED_AT", T_TIME, S(api_v1_deprecated_at), NULL, 0, 0, 0, NULL},
     {"API_V1_SUNSET", T_TIME, S(api_v1_sunset), NULL, 0, 0, 0, NULL},
 };
@@ -330,6 +332,9 @@ int nx_settings_load(nx_settings_t *s, nx_err_t *err)
     nx_free(d.text);
     if (rc == NX_OK)
         rc = check_secret(s, err);
+    /* a bearer token anyone may try against /metrics must not be guessable */
+    if (rc == NX_OK && s->metrics_token && strlen(s->metrics_token) < 16)
+        rc = nx_err_set(err, NX_EINVAL, "METRICS_TOKEN: must be at least 16 characters long");
     /* RFC 9745: a resource is not sunset before it is deprecated */
     if (rc == NX_OK && s->api_v1_sunset && s->api_v1_deprecated_at > s->api_v1_sunset)
         rc = nx_err_set(err, NX_EINVAL,

@@ -57,6 +57,9 @@ struct nx_settings {
     char *gemini_model;
     char *gemini_base_url;
     int gemini_timeout;           /* seconds */
+    /* metrics */
+    char *metrics_token;          /* NULL: GET /metrics for loopback clients only */
+    int worker_metrics_port;      /* `worker` serves GET /metrics here; 0: not at all */
     /* API versions */
     long long api_v1_deprecated_at; /* Unix seconds; 0: v1 not deprecated */
     long long api_v1_sunset;        /* Unix seconds; 0: no sunset announced */

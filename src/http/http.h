@@ -109,6 +109,12 @@ const char *nx_req_query(nx_req_t *req, const char *key);
 const char *nx_req_cookie(nx_req_t *req, const char *name);
 const char *nx_req_param(nx_req_t *req, int i);
 
+/* How the request ended, for DONE stages: the status the client saw (what
+ * was sent, else what was due, else 499 when it went away before an
+ * answer was decided), and the time since its headers arrived. */
+int nx_req_final_status(nx_req_t *req);
+int64_t nx_req_elapsed_us(nx_req_t *req);
+
 /* True when addr is a loopback address: 127.0.0.0/8, ::1, or an IPv4
  * loopback address mapped into IPv6 (::ffff:127.0.0.0/104). */
 bool nx_http_addr_loopback(const struct sockaddr *addr, socklen_t len);

@@ -8,6 +8,7 @@
  */
 #include "core/nx.h"
 #include "http/http_int.h"
+#include "core/util.h"
 
 static const char *lookup(nx_req_t *req, int kind, const char *name)
 {
@@ -33,4 +34,17 @@ const char *nx_req_cookie(nx_req_t *req, const char *name)
 const char *nx_req_param(nx_req_t *req, int i)
 {
     return i >= 0 && i < req->nparams ? req->params[i] : NULL;
+}
+
+int nx_req_final_status(nx_req_t *req)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    if (hc->state == NX_CONN_QUEUED)
+        return hc->resp.status;
+    return hc->err.code ? nx_err_status(hc->err.code) : 499;
+}
+
+int64_t nx_req_elapsed_us(nx_req_t *req)
+{
+    return nx_time_mono_us() - nx_http_conn_of(req)->start_us;
 }

@@ -15,20 +15,11 @@
 #include "core/log.h"
 #include "core/util.h"
 
-/* The status the client saw: what was sent, else what was due, else 499
- * (the client went away before an answer was decided). */
-static int final_status(const nx_http_conn_t *hc)
-{
-    if (hc->state == NX_CONN_QUEUED)
-        return hc->resp.status;
-    return hc->err.code ? nx_err_status(hc->err.code) : 499;
-}
-
 int nx_http_stage_access_log(nx_req_t *req, nx_err_t *err)
 {
     nx_http_conn_t *hc = nx_http_conn_of(req);
-    int status = final_status(hc);
-    int64_t duration_us = nx_time_mono_us() - hc->start_us;
+    int status = nx_req_final_status(req);
+    int64_t duration_us = nx_req_elapsed_us(req);
     const char *termination = hc->termination;
     int level = status >= 500 ? NX_LOG_ERROR : NX_LOG_INFO;
     if (level < nx_log_level)
