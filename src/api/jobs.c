@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "jobs/jobs.h"
+#include "metrics/metrics.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -85,6 +86,8 @@ static int submit(nx_req_t *req, const nx_job_submit_t *job, nx_err_t *err)
     if (!loc || nx_resp_header(req, "Location", loc) != NX_OK ||
         nx_resp_json(req, 202, body, strlen(body)) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);
+    nx_metrics_job(NX_METRICS_JOB_SUBMITTED, job->type->name); /* committed */
+    nx_metrics_credits(false, job->type->name, job->type->cost);
     nx_err_t ignore = {0};
     nx_db_t *db = nx_db_thread(&ignore);
     if (db)

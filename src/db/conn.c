@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "metrics/metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ static char runtime_role[64];
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
 static _Thread_local nx_db_t *thread_db;
+static _Thread_local bool thread_lost; /* a connection was lost and not yet replaced */
 
 static void thread_exit(void *p)
 {
@@ -188,10 +190,15 @@ nx_db_t *nx_db_thread(nx_err_t *err)
     pthread_once(&key_once, key_init);
     if (thread_db && nx_db_ok(thread_db) && idle_connection_alive(thread_db))
         return thread_db;
+    thread_lost = thread_lost || thread_db != NULL; /* it had one, and lost it */
     nx_db_thread_close();
     nx_db_t *db;
-    if (nx_db_connect(&db, runtime_conninfo, runtime_role, err) != NX_OK)
+    int64_t t0 = nx_time_mono_us();
+    int rc = nx_db_connect(&db, runtime_conninfo, runtime_role, err);
+    nx_metrics_db_connect(thread_lost, rc == NX_OK, nx_time_mono_us() - t0);
+    if (rc != NX_OK)
         return NULL;
+    thread_lost = false;
     thread_db = db;
     pthread_setspecific(key, db);
     return db;

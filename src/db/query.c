@@ -18,6 +18,7 @@
 #include "db/db_int.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "metrics/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,16 +137,20 @@ int nx_db_exec_sql(nx_db_t *db, nx_arena_t *arena, const char *sql, nx_res_t **o
 {
     if (out)
         *out = NULL;
-    if (!nx_db_ok(db))
+    if (!nx_db_ok(db)) {
+        nx_metrics_db_round_trip(NX_METRICS_DB_UNAVAILABLE);
         return nx_err_set(err, NX_EUNAVAILABLE, "The database is unavailable.");
+    }
     db->constraint[0] = '\0';
     PGresult *r = PQexec(db->pg, sql);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
         int rc = nx_db_fail(db, "sql", r, err);
         PQclear(r);
+        nx_metrics_db_round_trip(db->broken ? NX_METRICS_DB_UNAVAILABLE : NX_METRICS_DB_ERROR);
         return rc;
     }
+    nx_metrics_db_round_trip(NX_METRICS_DB_OK);
     if (!out) {
         PQclear(r);
         return NX_OK;

@@ -23,6 +23,7 @@
 #include "db/db_int.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "metrics/metrics.h"
 
 #include <string.h>
 
@@ -115,23 +116,34 @@ static void finish(nx_db_t *db)
         db->broken = true;
 }
 
+/* Counts the round trip (metrics) and returns rc. */
+static int counted(nx_db_t *db, int rc)
+{
+    nx_metrics_db_round_trip(rc == NX_OK   ? NX_METRICS_DB_OK
+                             : db->broken ? NX_METRICS_DB_UNAVAILABLE
+                                          : NX_METRICS_DB_ERROR);
+    return rc;
+}
+
 int nx_db_pipeline(nx_db_t *db, nx_arena_t *arena, struct nx_db_item *items, int n,
                    int *failed, nx_err_t *err)
 {
     *failed = -1;
-    if (!nx_db_ok(db))
+    if (!nx_db_ok(db)) {
+        nx_metrics_db_round_trip(NX_METRICS_DB_UNAVAILABLE);
         return nx_err_set(err, NX_EUNAVAILABLE, "The database is unavailable.");
+    }
     unsigned char *prep = nx_arena_calloc(arena, (size_t)(n > 0 ? n : 1));
     if (!prep)
         return nx_err_set(err, NX_ENOMEM, NULL);
     db->constraint[0] = '\0';
     if (!PQenterPipelineMode(db->pg)) {
         db->broken = true; /* a connection left busy cannot be trusted */
-        return nx_db_fail(db, "pipeline", NULL, err);
+        return counted(db, nx_db_fail(db, "pipeline", NULL, err));
     }
     if (send_all(db, items, n, prep) != 0) {
         db->broken = true;
-        return nx_db_fail(db, "pipeline", NULL, err);
+        return counted(db, nx_db_fail(db, "pipeline", NULL, err));
     }
     int rc = NX_OK;
     for (int i = 0; i < n && !db->broken; i++)
@@ -139,7 +151,7 @@ int nx_db_pipeline(nx_db_t *db, nx_arena_t *arena, struct nx_db_item *items, int
     finish(db);
     if (db->broken && rc == NX_OK)
         rc = nx_db_fail(db, "pipeline", NULL, err);
-    return rc;
+    return counted(db, rc);
 }
 
 /* ---- tenant transactions ------------------------------------------------- */

@@ -31,6 +31,7 @@ typedef struct nx_attempt {
     /* set by the queue after writing back: "completed", "pending" (retry),
      * "failed" (refunded) or NULL when the attempt was stale */
     const char *status;
+    int credits;        /* credits_charged, read back by a fail (for the refund count) */
     /* set by the queue when the database refused this attempt's row (not a
      * lost connection): why, for operators, on the attempt's arena */
     const char *refused;
@@ -72,6 +73,11 @@ int nx_queue_release(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_att
  * attempts with reap set, to be failed (and refunded) by nx_queue_fail. */
 int nx_queue_expired_final(nx_db_t *db, nx_arena_t *scratch, int limit, nx_attempt_t **list,
                            int *n, nx_err_t *err);
+/* The queue's size for the metrics: pending jobs (due or scheduled for a
+ * retry) and how long the oldest due one has waited, in seconds. Read
+ * through the partial claim index, never the whole table. */
+int nx_queue_stats(nx_db_t *db, nx_arena_t *scratch, long *depth, double *oldest_age,
+                   nx_err_t *err);
 /* Deletes up to limit finished jobs older than days; *deleted. */
 int nx_queue_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *deleted,
                    nx_err_t *err);

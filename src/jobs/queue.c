@@ -337,9 +337,18 @@ static const nx_stmt_t st_fail = {
     " 'refund: ' || job_type || ' job failed'"
     " FROM f WHERE status = 'failed' AND credits_charged > 0"
     ")"
-    " SELECT id, status FROM f",
+    " SELECT id, status, credits_charged FROM f",
     4,
 };
+
+/* Notes on each attempt of v what its job cost (rows of id, status, credits). */
+static void mark_credits(nx_res_t *r, nx_attempt_t **v, int n)
+{
+    for (int row = 0; r && row < nx_res_rows(r); row++)
+        for (int i = 0; i < n; i++)
+            if (strcmp(v[i]->job_id, nx_res_get(r, row, 0)) == 0)
+                v[i]->credits = (int)strtol(nx_res_get(r, row, 2), NULL, 10);
+}
 
 static int extra_error(nx_buf_t *b, const nx_attempt_t *a)
 {
@@ -362,8 +371,10 @@ static int fail_org(nx_db_t *db, nx_arena_t *scratch, const char *owner, const c
     if (idx < 0)
         return nx_err_set(err, NX_ENOMEM, NULL);
     int rc = nx_tx_run(tx, err);
-    if (rc == NX_OK)
+    if (rc == NX_OK) {
         mark_status(nx_tx_res(tx, idx), v, n);
+        mark_credits(nx_tx_res(tx, idx), v, n);
+    }
     return rc;
 }
 
@@ -500,6 +511,30 @@ int nx_queue_expired_final(nx_db_t *db, nx_arena_t *scratch, int limit, nx_attem
             a->error = "the worker running the last attempt stopped responding (lease expired)";
         }
     return rc;
+}
+
+/* ---- the queue's size -------------------------------------------------------- */
+
+/* Both read jobs_claim_idx, the partial index of pending jobs by run_at:
+ * the count scans pending entries only, the minimum is its first one. */
+static const nx_stmt_t st_stats = {
+    "jobs_queue_stats",
+    "SELECT count(*),"
+    " coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)"
+    " FROM jobs WHERE status = 'pending'",
+    0,
+};
+
+int nx_queue_stats(nx_db_t *db, nx_arena_t *scratch, long *depth, double *oldest_age,
+                   nx_err_t *err)
+{
+    nx_res_t *r;
+    int rc = nx_db_exec(db, scratch, &st_stats, NULL, &r, err);
+    if (rc != NX_OK)
+        return rc;
+    *depth = strtol(nx_res_get(r, 0, 0), NULL, 10);
+    *oldest_age = strtod(nx_res_get(r, 0, 1), NULL);
+    return NX_OK;
 }
 
 /* ---- prune ----------------------------------------------------------------- */

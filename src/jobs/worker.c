@@ -20,6 +20,10 @@
  * (however long the drain, no other worker takes them meanwhile), then their
  * leases are released and outbound calls are abandoned.
  *
+ * Metrics: attempts started and their run time (executors), outcomes -
+ * completed, retried, failed, refunded - as they are written back, and the
+ * queue's depth and oldest due job, read every QUEUE_STATS_EVERY_US.
+ *
  * A notification after a submission is sent at most once per
  * NOTIFY_INTERVAL_US per process; a woken dispatcher claims again
  * FOLLOW_UP_US later, so jobs committed inside a suppressed interval are
@@ -37,6 +41,7 @@
 #include "core/util.h"
 #include "db/db.h"
 #include "db/notify.h"
+#include "metrics/metrics.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -54,6 +59,7 @@
 #define PRUNE_BACKLOG_US (200LL * 1000)
 #define REAP_LIMIT 100
 #define RECONNECT_MAX_US (10LL * 1000000)
+#define QUEUE_STATS_EVERY_US (5LL * 1000000)
 
 struct pool {
     pthread_mutex_t mu;
@@ -73,6 +79,7 @@ struct pool {
     char conninfo[2048];
     char role[64];
     nx_db_t *db;                /* dispatcher only */
+    bool lost;                  /* db was lost and not yet replaced (metrics) */
     int wake_fd;                /* eventfd */
     pthread_t dispatcher;
     pthread_t *executors;
@@ -136,12 +143,15 @@ static void run_attempt(nx_attempt_t *a)
            NX_LI("attempt", a->attempt), NX_LI("max_attempts", a->max_attempts),
            NX_LS("error", NULL));
     a->started_us = nx_time_mono_us();
+    nx_metrics_job(NX_METRICS_JOB_STARTED, a->job_type);
     nx_err_t err = {0};
     char *out = NULL;
     const nx_job_type_t *type = nx_job_type_find(a->job_type);
     a->rc = type ? type->run(a->arena, a->text, a->len, &out, &err)
                  : nx_err_set(&err, NX_EINTERNAL, "unknown job type \"%s\"", a->job_type);
-    long ms = (long)((nx_time_mono_us() - a->started_us) / 1000);
+    int64_t us = nx_time_mono_us() - a->started_us;
+    long ms = (long)(us / 1000);
+    nx_metrics_job_attempt(a->job_type, us);
     if (a->rc == NX_OK) {
         a->output = out;
         nx_log(NX_LOG_INFO, "job attempt succeeded", NX_LS("job_id", a->job_id),
@@ -199,8 +209,27 @@ static int take(struct pool *p, int state, nx_attempt_t **v)
     return n;
 }
 
+/* Counts a written-back attempt's outcome (metrics). */
+static void count_outcome(const nx_attempt_t *a)
+{
+    if (!a->status)
+        return; /* stale: another worker's finish stood */
+    if (strcmp(a->status, "completed") == 0) {
+        nx_metrics_job(NX_METRICS_JOB_COMPLETED, a->job_type);
+    } else if (strcmp(a->status, "pending") == 0) {
+        nx_metrics_job(NX_METRICS_JOB_RETRIED, a->job_type);
+    } else {
+        nx_metrics_job(NX_METRICS_JOB_FAILED, a->job_type);
+        if (a->credits > 0) { /* refunded in the statement that failed it */
+            nx_metrics_job(NX_METRICS_JOB_REFUNDED, a->job_type);
+            nx_metrics_credits(true, a->job_type, a->credits);
+        }
+    }
+}
+
 static void log_outcome(const nx_attempt_t *a, int retry_delay)
 {
+    count_outcome(a);
     if (a->refused) {
         nx_log(NX_LOG_ERROR, "job result refused by the database", NX_LS("job_id", a->job_id),
                NX_LS("org_id", a->org_id), NX_LI("attempt", a->attempt),
@@ -374,6 +403,17 @@ static bool prune(struct pool *p, nx_arena_t *scratch)
     return deleted >= PRUNE_LIMIT;
 }
 
+/* Reads the queue's size for the metrics (a few index pages, every few
+ * seconds: every worker process reports the same queue). */
+static void queue_stats(struct pool *p, nx_arena_t *scratch)
+{
+    long depth = 0;
+    double age = 0;
+    nx_err_t err = {0};
+    if (nx_queue_stats(p->db, scratch, &depth, &age, &err) == NX_OK)
+        nx_metrics_queue(depth, age);
+}
+
 /* ---- dispatcher: the loop ---------------------------------------------------- */
 
 static bool connect_queue(struct pool *p, nx_arena_t *scratch)
@@ -381,11 +421,17 @@ static bool connect_queue(struct pool *p, nx_arena_t *scratch)
     nx_err_t err = {0};
     if (p->db && nx_db_ok(p->db))
         return true;
+    p->lost = p->lost || p->db != NULL;
     nx_db_free(p->db);
     p->db = NULL;
-    if (nx_db_connect(&p->db, p->conninfo, p->role[0] ? p->role : NULL, &err) == NX_OK &&
-        nx_db_exec_sql(p->db, scratch, "LISTEN " NX_JOBS_CHANNEL, NULL, &err) == NX_OK)
+    int64_t t0 = nx_time_mono_us();
+    int rc = nx_db_connect(&p->db, p->conninfo, p->role[0] ? p->role : NULL, &err);
+    nx_metrics_db_connect(p->lost, rc == NX_OK, nx_time_mono_us() - t0);
+    if (rc == NX_OK && nx_db_exec_sql(p->db, scratch, "LISTEN " NX_JOBS_CHANNEL, NULL, &err) ==
+                           NX_OK) {
+        p->lost = false;
         return true;
+    }
     nx_log(NX_LOG_WARN, "job queue: could not connect to the database",
            NX_LS("error", why(&err)));
     nx_db_free(p->db);
@@ -394,7 +440,7 @@ static bool connect_queue(struct pool *p, nx_arena_t *scratch)
 }
 
 struct timers {
-    int64_t poll, renew, reap, prune, follow_up;
+    int64_t poll, renew, reap, prune, follow_up, stats;
     bool want_claim;
 };
 
@@ -491,6 +537,10 @@ static void upkeep(struct pool *p, nx_arena_t *scratch, struct timers *t, int64_
         reap(p, scratch);
         t->reap = now + (int64_t)(p->lease_s < 5 ? p->lease_s : 5) * 1000000;
     }
+    if (now >= t->stats) {
+        queue_stats(p, scratch);
+        t->stats = now + QUEUE_STATS_EVERY_US;
+    }
     if (now >= t->prune) {
         /* a full batch means a backlog: come back soon rather than in an
          * hour, so a busy queue's retention keeps up with its completions */
@@ -510,6 +560,7 @@ static void wait_event(struct pool *p, struct timers *t, int free, int ncarry)
     if (busy)
         until = earliest(until, t->renew);
     until = earliest(until, t->reap);
+    until = earliest(until, t->stats);
     until = earliest(until, t->follow_up);
     if (stopping)
         until = earliest(now + 100000, deadline);
