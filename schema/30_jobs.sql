@@ -37,6 +37,9 @@ CREATE TABLE jobs (
     -- API v2's metadata, returned as given (json keeps the client's order)
     metadata         json NOT NULL DEFAULT '{}'::json
                      CONSTRAINT jobs_metadata_check CHECK (json_typeof(metadata) = 'object'),
+    -- the W3C traceparent of the request that submitted the job: its
+    -- attempts log under that trace and send it on their outbound calls
+    traceparent      text,
     PRIMARY KEY (organisation_id, id),
     -- a running job always has a lease; no other state has one
     CONSTRAINT jobs_lease_check CHECK ((status = 'running') =

@@ -67,12 +67,18 @@ static const struct shape *shape_of(const nx_req_t *req)
     return &shapes[req->api_version >= 2 ? 1 : 0];
 }
 
-/* Debits, creates and answers 202 with the version's shape and Location. */
-static int submit(nx_req_t *req, const nx_job_submit_t *job, nx_err_t *err)
+/* Debits, creates and answers 202 with the version's shape and Location.
+ * The job keeps the request's trace: its attempts are spans of it. */
+static int submit(nx_req_t *req, nx_job_submit_t *job, nx_err_t *err)
 {
     nx_tx_t *tx = nx_api_tx(req, err);
     if (!tx)
         return err->code;
+    char tp[NX_TRACEPARENT_LEN + 1];
+    if (req->trace.trace_id[0]) {
+        nx_trace_format(&req->trace, tp);
+        job->traceparent = tp;
+    }
     int idx = nx_jobs_create_add(tx, req->auth.org_id, job, req->api_version >= 2 ? 2 : 1);
     if (idx < 0)
         return nx_err_set(err, NX_ENOMEM, NULL);

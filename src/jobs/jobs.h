@@ -43,12 +43,14 @@ const nx_job_type_t *nx_job_type_at(size_t i);
 
 /* ---- submission (queue.c) ---------------------------------------------------- */
 
-/* What one submission writes: the job's type, its text, and its metadata
- * (a JSON object as text, "{}" when none). */
+/* What one submission writes: the job's type, its text, its metadata (a
+ * JSON object as text, "{}" when none), and the traceparent of the request
+ * that submitted it (NULL: none), under which its attempts run. */
 typedef struct nx_job_submit {
     const nx_job_type_t *type;
     const char *text;
     const char *metadata;
+    const char *traceparent;
 } nx_job_submit_t;
 
 /*

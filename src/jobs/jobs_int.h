@@ -6,6 +6,7 @@
 #define NX_JOBS_JOBS_INT_H
 
 #include "core/nx.h"
+#include "core/trace.h"
 
 enum nx_attempt_state { NX_ATTEMPT_QUEUED = 0, NX_ATTEMPT_RUNNING, NX_ATTEMPT_DONE };
 
@@ -21,6 +22,7 @@ typedef struct nx_attempt {
     const char *text;   /* the input, on the arena */
     size_t len;
     bool reap;          /* lease expired on the last attempt: fail it */
+    nx_trace_t trace;   /* the submitting request's trace; this attempt is a span of it */
     int64_t started_us; /* monotonic, when the provider was called */
     int state;          /* enum nx_attempt_state, under the pool's lock */
     /* outcome, set by the executor */

@@ -53,9 +53,9 @@ static const nx_stmt_t st_create = {
     " RETURNING organisation_id"
     "), job AS ("
     " INSERT INTO jobs AS j (organisation_id, job_type, credits_charged, max_attempts,"
-    " input_data, metadata)"
+    " input_data, metadata, traceparent)"
     " SELECT organisation_id, $3, $2::int, $4::int, jsonb_build_object('text', $5::text),"
-    " $6::json FROM debit"
+    " $6::json, $8 FROM debit"
     " RETURNING j.id, j.organisation_id, j.job_type, j.credits_charged,"
     " CASE WHEN $7::int = 2 THEN nx_job_v2_json(j)::text"
     " ELSE json_build_object('job_id', j.id, 'status', j.status, 'job_type', j.job_type,"
@@ -66,7 +66,7 @@ static const nx_stmt_t st_create = {
     " FROM job WHERE credits_charged > 0"
     ")"
     " SELECT id, body FROM job",
-    7,
+    8,
 };
 
 int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *job,
@@ -76,8 +76,10 @@ int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *j
     snprintf(cost, sizeof(cost), "%d", job->type->cost);
     snprintf(attempts, sizeof(attempts), "%d", nx_cfg ? nx_cfg->job_max_attempts : 3);
     snprintf(ver, sizeof(ver), "%d", version);
-    const char *p[] = {org_id, cost,     job->type->name, attempts,
-                       job->text, job->metadata ? job->metadata : "{}", ver};
+    const char *p[] = {org_id,    cost,
+                       job->type->name, attempts,
+                       job->text, job->metadata ? job->metadata : "{}",
+                       ver,       job->traceparent};
     return nx_tx_add(tx, &st_create, p);
 }
 
@@ -115,10 +117,13 @@ static const nx_stmt_t st_claim = {
     " started_at = coalesce(j.started_at, now())"
     " FROM pick WHERE j.organisation_id = pick.organisation_id AND j.id = pick.id"
     " RETURNING j.organisation_id, j.id, j.job_type, j.attempt_count, j.max_attempts,"
-    " j.input_data->>'text'",
+    " j.traceparent, j.input_data->>'text'",
     3,
 };
 
+/* Rows of (organisation_id, id, job_type, attempt_count, max_attempts,
+ * traceparent[, text]). The attempt is a new span of the job's trace (of a
+ * new trace when the job has none, or one that does not parse). */
 static nx_attempt_t *attempt_from_row(nx_res_t *r, int row, int col_text)
 {
     nx_attempt_t *a = nx_attempt_new();
@@ -129,6 +134,9 @@ static nx_attempt_t *attempt_from_row(nx_res_t *r, int row, int col_text)
     snprintf(a->job_type, sizeof(a->job_type), "%s", nx_res_get(r, row, 2));
     a->attempt = (int)strtol(nx_res_get(r, row, 3), NULL, 10);
     a->max_attempts = (int)strtol(nx_res_get(r, row, 4), NULL, 10);
+    if (nx_trace_parse(nx_res_get(r, row, 5), &a->trace) != NX_OK)
+        a->trace = (nx_trace_t){0};
+    nx_trace_start(&a->trace);
     if (col_text >= 0) {
         a->len = (size_t)nx_res_len(r, row, col_text);
         a->text = nx_arena_strndup(a->arena, nx_res_get(r, row, col_text), a->len);
@@ -166,7 +174,7 @@ int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int leas
     nx_res_t *r;
     *n = 0;
     int rc = nx_db_exec(db, scratch, &st_claim, p, &r, err);
-    return rc ? rc : rows_to_attempts(r, 5, false, list, n, err);
+    return rc ? rc : rows_to_attempts(r, 6, false, list, n, err);
 }
 
 /* ---- batches --------------------------------------------------------------- */
@@ -485,7 +493,7 @@ int nx_queue_release(nx_db_t *db, nx_arena_t *scratch, const char *owner, nx_att
 
 static const nx_stmt_t st_expired_final = {
     "jobs_expired_final",
-    "SELECT organisation_id, id, job_type, attempt_count, max_attempts FROM jobs"
+    "SELECT organisation_id, id, job_type, attempt_count, max_attempts, traceparent FROM jobs"
     " WHERE status = 'running' AND lease_expires_at < now()"
     " AND attempt_count >= max_attempts"
     " ORDER BY lease_expires_at LIMIT $1::int",

@@ -138,6 +138,9 @@ static nx_attempt_t *next_queued(struct pool *p)
 
 static void run_attempt(nx_attempt_t *a)
 {
+    /* the submitting request's trace: in every line logged for the attempt,
+     * and on the provider's outbound calls */
+    const nx_trace_t *outer = nx_trace_enter(&a->trace);
     nx_log(NX_LOG_INFO, "job attempt started", NX_LS("job_id", a->job_id),
            NX_LS("org_id", a->org_id), NX_LS("job_type", a->job_type),
            NX_LI("attempt", a->attempt), NX_LI("max_attempts", a->max_attempts),
@@ -163,6 +166,7 @@ static void run_attempt(nx_attempt_t *a)
                NX_LS("org_id", a->org_id), NX_LI("attempt", a->attempt),
                NX_LI("duration_ms", ms), NX_LS("error", a->error ? a->error : "out of memory"));
     }
+    nx_trace_enter(outer);
     a->done = true;
 }
 
@@ -227,9 +231,19 @@ static void count_outcome(const nx_attempt_t *a)
     }
 }
 
+static void log_outcome_lines(const nx_attempt_t *a, int retry_delay);
+
+/* Counts and logs a written-back attempt, under its job's trace. */
 static void log_outcome(const nx_attempt_t *a, int retry_delay)
 {
     count_outcome(a);
+    const nx_trace_t *outer = nx_trace_enter(&a->trace);
+    log_outcome_lines(a, retry_delay);
+    nx_trace_enter(outer);
+}
+
+static void log_outcome_lines(const nx_attempt_t *a, int retry_delay)
+{
     if (a->refused) {
         nx_log(NX_LOG_ERROR, "job result refused by the database", NX_LS("job_id", a->job_id),
                NX_LS("org_id", a->org_id), NX_LI("attempt", a->attempt),

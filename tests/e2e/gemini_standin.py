@@ -122,7 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
                 s.overlaps += 1
             s.inflight[fp] = s.inflight.get(fp, 0) + 1
             rec = {"t": time.time(), "path": self.path, "key": self.headers.get("x-goog-api-key"),
-                   "fingerprint": fp, "status": None}
+                   "fingerprint": fp, "status": None,
+                   "traceparent": self.headers.get("traceparent")}
             s.requests.append(rec)
         try:
             rec["status"] = self._serve(s, mode, seq, prompt)
