@@ -114,7 +114,7 @@ static _Atomic uint64_t credits_debited[JOB_TYPES], credits_refunded[JOB_TYPES];
 static _Atomic uint64_t webhook_deliveries[WEBHOOK_OUTCOMES];
 static _Atomic uint64_t webhook_duration[HCELLS(webhook_bounds, 1)];
 static _Atomic uint64_t db_round_trips[DB_OUTCOMES];
-static _Atomic uint64_t db_waits[1], db_wait_us[1], db_reconnects[1], db_up[1];
+static _Atomic uint64_t db_waits[1], db_wait_us[1], db_reconnects[1], db_failures[1], db_up[1];
 static atomic_bool db_known;
 
 #define COUNTER(name, help, cells) {name, NX_KIND_COUNTER, help, {0}, 0, false, NULL, 0, 1, cells, NULL}
@@ -172,6 +172,8 @@ const nx_metrics_family_t nx_metrics_families[] = {
      db_wait_us, NULL},
     COUNTER("nexusapi_db_reconnects_total",
             "Database connections opened to replace one that was lost.", db_reconnects),
+    COUNTER("nexusapi_db_connection_failures_total",
+            "Attempts to open a database connection that failed.", db_failures),
     {"nexusapi_db_up", NX_KIND_GAUGE,
      "1 when the last round trip or connection to PostgreSQL worked, 0 when it found the "
      "database unavailable.", {0}, 0, false, NULL, 0, 1, db_up, &db_known},
@@ -265,6 +267,8 @@ void nx_metrics_db_connect(bool reconnect, bool ok, int64_t wait_us)
     ADD(db_wait_us[0], wait_us < 0 ? 0 : wait_us);
     if (reconnect && ok)
         ADD(db_reconnects[0], 1);
+    if (!ok)
+        ADD(db_failures[0], 1);
     SET(db_up[0], ok);
     atomic_store_explicit(&db_known, true, memory_order_relaxed);
 }

@@ -152,6 +152,7 @@ static void test_every_family_has_help_and_type(void **state)
         "nexusapi_db_pool_waits_total counter",
         "nexusapi_db_pool_wait_seconds_total counter",
         "nexusapi_db_reconnects_total counter",
+        "nexusapi_db_connection_failures_total counter",
         "process_cpu_seconds_total counter",
         "process_resident_memory_bytes gauge",
         "process_open_fds gauge",
@@ -225,6 +226,13 @@ static void test_database_metrics(void **state)
     nx_metrics_db_round_trip(NX_METRICS_DB_UNAVAILABLE);
     text = scrape();
     assert_true(series(text, "nexusapi_db_up") == 0);
+    free(text);
+    nx_metrics_db_round_trip(NX_METRICS_DB_OK);
+    nx_metrics_db_connect(true, false, 5000000); /* a failed attempt: down again */
+    text = scrape();
+    assert_true(series(text, "nexusapi_db_up") == 0);
+    assert_true(series(text, "nexusapi_db_connection_failures_total") == 1);
+    assert_true(series(text, "nexusapi_db_reconnects_total") == 0);
     free(text);
     nx_metrics_db_connect(true, true, 100);
     text = scrape();
