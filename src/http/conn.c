@@ -22,6 +22,17 @@
  * gone, timeout, shutdown - so the DONE stages (the access log) always run,
  * and the request arena is freed there with everything registered on it
  * (results, transactions, parsed JSON).
+ *
+ * A client that shuts its sending side (FIN) before its body is complete
+ * can never complete the request. MHD 0.9.75 on epoll does not notice:
+ * a read shorter than its buffer clears its read-ready flag, so the end of
+ * input that arrived with the data is never read, and the connection waits
+ * for HTTP_CONNECTION_TIMEOUT. While a body is due we look ourselves (a
+ * non-blocking peek: 0 bytes is the end of input): a body shorter than its
+ * Content-Length closes the connection at once; where the rest of the
+ * request may already sit in MHD's buffer (the first call, a chunked body)
+ * the connection gets one more second, which a complete request needs only
+ * to be answered. The access log records it once ("incomplete").
  */
 #include "core/nx.h"
 #include "http/conn.h"
@@ -29,7 +40,9 @@
 
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 atomic_int nx_http_inflight_count;
 
@@ -90,12 +103,44 @@ static enum MHD_Result respond(nx_http_conn_t *hc)
     return rc;
 }
 
+/* Seconds a half-closed connection keeps, for an answer that may be due. */
+#define HALF_CLOSED_TIMEOUT 1u
+
+/* True when the client has shut its sending side and everything it sent has
+ * been read from the socket: nothing more will come. */
+static bool input_ended(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Checks for the end of input while a body is due. False: close now (the
+ * body can never reach its Content-Length). */
+static bool still_coming(nx_http_conn_t *hc, bool sure)
+{
+    struct MHD_Connection *c = mhd_of(hc);
+    if (hc->half_closed || !input_ended(c))
+        return true;
+    hc->half_closed = true;
+    if (sure && hc->content_length >= 0 && (long long)hc->received < hc->content_length)
+        return false;
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, HALF_CLOSED_TIMEOUT);
+    return true;
+}
+
 static enum MHD_Result on_body(nx_http_conn_t *hc, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
     hc->state = NX_CONN_BODY;
-    return nx_pipeline_take_body(hc, data, n) ? MHD_YES : MHD_NO;
+    hc->received += n;
+    if (!nx_pipeline_take_body(hc, data, n))
+        return MHD_NO;
+    /* MHD hands over all it has buffered (up to the Content-Length), so a
+     * body still short here can only complete from the socket */
+    return still_coming(hc, true) ? MHD_YES : MHD_NO;
 }
 
 static nx_http_conn_t *begin(struct MHD_Connection *c, const char *url, const char *method)
@@ -109,6 +154,7 @@ static nx_http_conn_t *begin(struct MHD_Connection *c, const char *url, const ch
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_TRANSFER_ENCODING);
     hc->has_body = te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+    hc->content_length = te == NULL && cl != NULL ? strtoll(cl, NULL, 10) : -1;
     return hc;
 }
 
@@ -122,7 +168,10 @@ enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const ch
             return MHD_NO; /* out of memory: drop the connection */
         *con_cls = hc;
         nx_pipeline_run(hc, NX_STAGE_HEADERS);
-        return hc->err.code && hc->has_body ? respond(hc) : MHD_YES;
+        if (hc->err.code && hc->has_body)
+            return respond(hc);
+        /* the body may be in MHD's buffer already: not sure it is short */
+        return !hc->has_body || still_coming(hc, false) ? MHD_YES : MHD_NO;
     }
     switch (hc->state) {
     case NX_CONN_QUEUED:
@@ -141,8 +190,11 @@ enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const ch
     return respond(hc);
 }
 
-static const char *termination_name(enum MHD_RequestTerminationCode toe)
+static const char *termination_name(const nx_http_conn_t *hc,
+                                    enum MHD_RequestTerminationCode toe)
 {
+    if (hc->half_closed && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        return "incomplete"; /* the client stopped sending mid-request */
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK:
         return NULL;
@@ -164,7 +216,7 @@ void nx_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!hc)
         return;
     *con_cls = NULL;
-    hc->termination = termination_name(toe);
+    hc->termination = termination_name(hc, toe);
     nx_pipeline_run(hc, NX_STAGE_DONE);
     nx_pipeline_end(hc);
     atomic_fetch_sub(&nx_http_inflight_count, 1);

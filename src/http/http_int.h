@@ -75,6 +75,9 @@ typedef struct nx_http_conn {
     bool responded;          /* the RESPONSE stages ran */
     int64_t start_us;
     bool has_body;           /* the client announced a body */
+    long long content_length; /* as announced; -1 when chunked or none */
+    size_t received;         /* body bytes taken so far */
+    bool half_closed;        /* the client shut its sending side mid-request */
     nx_err_t err;            /* the pending error (code != 0) */
     nx_buf_t body;           /* body being received (bounded by NX_BODY_MAX) */
     bool body_init;
