@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const nx_stmt_t st_sign_in = {
     "auth_sign_in",
@@ -210,12 +211,26 @@ static const char *provider_text(nx_arena_t *arena, const char *s, size_t max)
     return nx_arena_strdup(arena, s);
 }
 
+/* The login cookie, signed with the current secret or, during a
+ * rotation's grace period, the previous one (a sign-in begun just before
+ * the rotation still completes). */
+static int parse_login_cookie(nx_req_t *req, struct flow *f, nx_err_t *err)
+{
+    const char *cookie = nx_req_cookie(req, NX_LOGIN_COOKIE);
+    const char *previous = nx_settings_previous_secret(nx_cfg, (long long)time(NULL));
+    nx_err_t first = {0}, second = {0};
+    int rc = nx_login_state_parse(nx_cfg->jwt_secret, cookie, 0, &f->ls, &first);
+    if (rc == NX_OK ||
+        (previous && nx_login_state_parse(previous, cookie, 0, &f->ls, &second) == NX_OK))
+        return NX_OK;
+    return nx_err_set(err, rc, "%s", first.detail); /* what the current secret found */
+}
+
 /* The state in the query must be the one in this browser's signed cookie,
  * and never seen before (recorded in the database, so across all nodes). */
 static int check_state(nx_req_t *req, struct flow *f, const char *state, nx_err_t *err)
 {
-    int rc = nx_login_state_parse(nx_cfg->jwt_secret, nx_req_cookie(req, NX_LOGIN_COOKIE), 0,
-                                  &f->ls, err);
+    int rc = parse_login_cookie(req, f, err);
     if (rc != NX_OK)
         return rc;
     if (!nx_login_state_match(&f->ls, state))

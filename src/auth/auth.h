@@ -50,6 +50,11 @@ int nx_jwt_mint(nx_arena_t *arena, const char *secret, int alg, const char *user
  */
 int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, long long now,
                   nx_claims_t *out, nx_err_t *err);
+/* The same, with a signature by any of secrets[0..n) accepted: the current
+ * secret, then, during a rotation's grace period, the previous one (NULL
+ * entries are skipped). New tokens are only ever signed with the current. */
+int nx_jwt_verify_keys(const char *const *secrets, int n, int alg, const char *token,
+                       size_t len, long long now, nx_claims_t *out, nx_err_t *err);
 
 /* ---- PKCE (pkce.c) ------------------------------------------------------ */
 

@@ -243,11 +243,31 @@ static int check_claims(json_t *c, long long now, nx_claims_t *out, nx_err_t *er
     return NX_OK;
 }
 
-int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, long long now,
-                  nx_claims_t *out, nx_err_t *err)
+/* Checks the signature against each secret in turn (the current one, then a
+ * previous one in its grace period). NX_OK when one verifies. */
+static int verify_signature(cjose_jws_t *jws, const char *const *secrets, int n, nx_err_t *err)
+{
+    cjose_err cerr;
+    for (int i = 0; i < n; i++) {
+        if (!secrets[i] || !*secrets[i])
+            continue;
+        cjose_jwk_t *jwk = cjose_jwk_create_oct_spec((const uint8_t *)secrets[i],
+                                                     strlen(secrets[i]), &cerr);
+        if (!jwk)
+            return nx_err_set(err, NX_ENOMEM, NULL);
+        bool ok = cjose_jws_verify(jws, jwk, &cerr);
+        cjose_jwk_release(jwk);
+        if (ok)
+            return NX_OK;
+    }
+    return bad(err, "bad signature");
+}
+
+int nx_jwt_verify_keys(const char *const *secrets, int nsecrets, int alg, const char *token,
+                       size_t len, long long now, nx_claims_t *out, nx_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!cjose_alg(alg) || !secret || !*secret)
+    if (!cjose_alg(alg) || nsecrets < 1 || !secrets[0] || !*secrets[0])
         return nx_err_set(err, NX_EINTERNAL, "access tokens are not configured");
     if (!token || len == 0)
         return nx_err_set(err, NX_EUNAUTHORIZED, "An access token is required.");
@@ -263,14 +283,11 @@ int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, lo
         return bad(err, "bad signature");
 
     cjose_err cerr;
-    cjose_jwk_t *jwk = cjose_jwk_create_oct_spec((const uint8_t *)secret, strlen(secret), &cerr);
-    cjose_jws_t *jws = jwk ? cjose_jws_import(token, len, &cerr) : NULL;
+    cjose_jws_t *jws = cjose_jws_import(token, len, &cerr);
     uint8_t *pt = NULL;
     size_t ptlen = 0;
     json_t *claims = NULL;
-    if (!jwk) {
-        rc = nx_err_set(err, NX_ENOMEM, NULL);
-    } else if (!jws) {
+    if (!jws) {
         rc = bad(err, "malformed");
     } else {
         /* cjose decides the algorithm from the header it parsed: make sure it
@@ -278,8 +295,8 @@ int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, lo
         const char *calg = cjose_header_get(cjose_jws_get_protected(jws), CJOSE_HDR_ALG, &cerr);
         if (!calg || strcmp(calg, cjose_alg(alg)) != 0)
             rc = bad(err, "unexpected signing algorithm");
-        else if (!cjose_jws_verify(jws, jwk, &cerr))
-            rc = bad(err, "bad signature");
+        else if ((rc = verify_signature(jws, secrets, nsecrets, err)) != NX_OK)
+            ;
         else if (!cjose_jws_get_plaintext(jws, &pt, &ptlen, &cerr))
             rc = bad(err, "malformed");
         else if (!(claims = json_loadb((const char *)pt, ptlen, JSON_REJECT_DUPLICATES, NULL)) ||
@@ -290,8 +307,14 @@ int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, lo
     }
     json_decref(claims);
     cjose_jws_release(jws);
-    cjose_jwk_release(jwk);
     if (rc != NX_OK)
         memset(out, 0, sizeof(*out));
     return rc;
+}
+
+int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, long long now,
+                  nx_claims_t *out, nx_err_t *err)
+{
+    const char *const secrets[] = {secret};
+    return nx_jwt_verify_keys(secrets, 1, alg, token, len, now, out, err);
 }

@@ -9,7 +9,10 @@
  * database anything: the user's existence and current role are checked by
  * the first statement of the request's tenant transaction (api/tenant.c),
  * in the same round trip as the handler's own queries, so a removed user gets
- * 401 and a demoted admin 403 on their very next request.
+ * 401 and a demoted admin 403 on their very next request. While a secret
+ * rotation's grace period lasts (JWT_PREVIOUS_SECRET_KEY until
+ * JWT_PREVIOUS_SECRET_UNTIL), a token signed with the previous secret is
+ * accepted as well, so nobody is logged out by the rotation.
  *
  * Cookies are sent by browsers on cross-site requests too, so a state-
  * changing request authenticated by cookie must show an Origin (or, when a
@@ -24,6 +27,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Length of the origin part of a URL ("https://host:port"), 0 if none. */
 static size_t origin_len(const char *url)
@@ -94,7 +98,10 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
         cookie = true;
     }
     nx_claims_t c;
-    int rc = nx_jwt_verify(nx_cfg->jwt_secret, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
+    /* during a rotation, tokens signed with the previous secret still pass */
+    const char *const secrets[] = {
+        nx_cfg->jwt_secret, nx_settings_previous_secret(nx_cfg, (long long)time(NULL))};
+    int rc = nx_jwt_verify_keys(secrets, 2, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
     if (rc != NX_OK)
         return rc;
     if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)

@@ -51,6 +51,8 @@ static const struct setting table[] = {
     {"DEBUG", T_BOOL, S(debug), "false", 0, 0, 0, NULL},
     {"APP_NAME", T_STR, S(app_name), "NexusAPI", 0, 0, F_NONEMPTY, NULL},
     {"JWT_SECRET_KEY", T_STR, S(jwt_secret), NULL, 0, 0, F_SECRET, NULL},
+    {"JWT_PREVIOUS_SECRET_KEY", T_STR, S(jwt_previous_secret), NULL, 0, 0, F_SECRET, NULL},
+    {"JWT_PREVIOUS_SECRET_UNTIL", T_TIME, S(jwt_previous_until), NULL, 0, 0, 0, NULL},
     {"JWT_ALGORITHM", T_ENUM, S(jwt_algorithm), "HS256", 0, 0, 0, jwt_algs},
     {"JWT_EXPIRATION_MINUTES", T_INT, S(jwt_expiration_minutes), "60", 1, 43200, 0, NULL},
     {"HOST", T_STR, S(host), "0.0.0.0", 0, 0, F_NONEMPTY, NULL},
@@ -305,15 +307,46 @@ static const char *secret_weakness(const char *secret)
 
 /* A weak secret lets anyone who guesses it mint tokens for any user. DEBUG
  * relaxes the check only where no one else can reach the server. */
-static int check_secret(const nx_settings_t *s, nx_err_t *err)
+static int check_one_secret(const nx_settings_t *s, const char *name, const char *secret,
+                            nx_err_t *err)
 {
-    const char *why = s->jwt_secret ? secret_weakness(s->jwt_secret) : NULL;
+    const char *why = secret ? secret_weakness(secret) : NULL;
     if (!why || (s->debug && host_is_loopback(s->host)))
         return NX_OK;
-    return nx_err_set(err, NX_EINVAL, "JWT_SECRET_KEY: %s%s", why,
+    return nx_err_set(err, NX_EINVAL, "%s: %s%s", name, why,
                       s->debug ? " (DEBUG=true allows a weak one only while HOST is a "
                                  "loopback address)"
                                : "");
+}
+
+/* The previous secret of a rotation verifies tokens until its grace period
+ * ends, so it needs that end, and must be a secret of its own. */
+static int check_previous(const nx_settings_t *s, nx_err_t *err)
+{
+    if (!s->jwt_previous_secret)
+        return s->jwt_previous_until
+                   ? nx_err_set(err, NX_EINVAL, "JWT_PREVIOUS_SECRET_UNTIL: is set but "
+                                                "JWT_PREVIOUS_SECRET_KEY is not")
+                   : NX_OK;
+    if (!s->jwt_previous_until)
+        return nx_err_set(err, NX_EINVAL, "JWT_PREVIOUS_SECRET_UNTIL: must be set with "
+                                          "JWT_PREVIOUS_SECRET_KEY: the end of its grace period");
+    if (s->jwt_secret && strcmp(s->jwt_secret, s->jwt_previous_secret) == 0)
+        return nx_err_set(err, NX_EINVAL,
+                          "JWT_PREVIOUS_SECRET_KEY: must differ from JWT_SECRET_KEY");
+    return check_one_secret(s, "JWT_PREVIOUS_SECRET_KEY", s->jwt_previous_secret, err);
+}
+
+static int check_secret(const nx_settings_t *s, nx_err_t *err)
+{
+    int rc = check_one_secret(s, "JWT_SECRET_KEY", s->jwt_secret, err);
+    return rc ? rc : check_previous(s, err);
+}
+
+const char *nx_settings_previous_secret(const nx_settings_t *s, long long now)
+{
+    return s && s->jwt_previous_secret && now < s->jwt_previous_until ? s->jwt_previous_secret
+                                                                       : NULL;
 }
 
 int nx_settings_load(nx_settings_t *s, nx_err_t *err)
@@ -364,7 +397,8 @@ static int read_secret_file(const char *path, char **out, nx_err_t *err)
     return *out ? NX_OK : NX_ENOMEM;
 }
 
-int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err)
+/* The configured secret checked, or the embedded one read or created. */
+static int resolve_secret(nx_settings_t *s, nx_err_t *err)
 {
     if (s->jwt_secret) {
         int rc = check_secret(s, err);
@@ -402,6 +436,18 @@ int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err)
         return nx_err_set(err, NX_EINVAL, "JWT_SECRET_KEY: cannot write \"%s\"", path);
     s->jwt_secret = nx_strdup(hex);
     return s->jwt_secret ? NX_OK : NX_ENOMEM;
+}
+
+int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err)
+{
+    int rc = resolve_secret(s, err);
+    if (rc == NX_OK)
+        rc = check_previous(s, err); /* against the secret resolved (a generated one too) */
+    if (rc == NX_OK && s->jwt_previous_secret &&
+        !nx_settings_previous_secret(s, (long long)time(NULL)))
+        nx_log0(NX_LOG_WARN, "JWT_PREVIOUS_SECRET_UNTIL has passed: tokens signed with "
+                             "JWT_PREVIOUS_SECRET_KEY are refused; remove both settings");
+    return rc;
 }
 
 void nx_settings_release(nx_settings_t *s)

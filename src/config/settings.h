@@ -21,6 +21,8 @@ struct nx_settings {
     bool debug;
     char *app_name;
     char *jwt_secret;            /* NULL until resolved; see nx_settings_finish */
+    char *jwt_previous_secret;   /* still verifies tokens until jwt_previous_until; NULL: none */
+    long long jwt_previous_until; /* Unix seconds: the end of the rotation's grace period */
     int jwt_algorithm;           /* enum nx_jwt_alg */
     int jwt_expiration_minutes;
     /* server */
@@ -82,6 +84,9 @@ int nx_settings_load(nx_settings_t *s, nx_err_t *err);
  */
 int nx_settings_finish_secret(nx_settings_t *s, nx_err_t *err);
 void nx_settings_release(nx_settings_t *s);
+/* The previous JWT secret while its grace period lasts at now (Unix
+ * seconds), else NULL. Borrowed from s. */
+const char *nx_settings_previous_secret(const nx_settings_t *s, long long now);
 /* Publishes s as nx_cfg. */
 void nx_settings_publish(const nx_settings_t *s);
 

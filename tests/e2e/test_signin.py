@@ -584,3 +584,29 @@ def test_issue11_sign_ins_wait_in_a_bounded_pool(server_factory, provider):
     assert most <= base + 2, f"threads went from {base} to {most}"
     provider.token_delay = 0
     assert sign_in(s, provider).status == 200  # and the pool serves on
+
+
+def test_sign_in_begun_before_a_secret_rotation_completes_after_it(server_factory, provider, db):
+    """The login cookie is signed with the JWT secret: one begun under the old
+    secret completes on a server rotated to a new one (JWT_PREVIOUS_SECRET_KEY
+    within its grace period), and not once the grace period is over."""
+    import harness
+    before = server_factory(**provider.env())
+    url, cookie, _ = Browser(before).login()
+    new = "rotated-secret-0123456789abcdef0123456789"
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    after = server_factory(**provider.env(), JWT_SECRET_KEY=new,
+                           JWT_PREVIOUS_SECRET_KEY=harness.SECRET, JWT_PREVIOUS_SECRET_UNTIL=until)
+    provider.next_claims = {"email": "rotate@rot.test", "hd": "rot.test"}
+    r = Browser(after).callback(Browser(after).authorize(url), cookie)
+    assert r.status == 200, r.body
+    # the session it hands out is signed with the new secret
+    token = r.json()["access_token"]
+    assert after.get("/api/v1/me", headers=bearer(token)).status == 200
+
+    url, cookie, _ = Browser(before).login()
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    over = server_factory(**provider.env(), JWT_SECRET_KEY=new,
+                          JWT_PREVIOUS_SECRET_KEY=harness.SECRET, JWT_PREVIOUS_SECRET_UNTIL=past)
+    r = Browser(over).callback(Browser(over).authorize(url), cookie)
+    assert r.status == 401 and r.json()["detail"] == "The sign-in cookie is not ours."

@@ -130,3 +130,48 @@ def test_interop_both_ways(server_factory, db, ids, alg):
             t = jwt.encode(std_claims(user, org), harness.SECRET, algorithm=other,
                            headers={"typ": "at+jwt"})
             assert_401(s, t, f"{other} on a {alg} server")
+
+
+def test_secret_rotation_keeps_sessions_for_the_grace_period(server_factory, db, ids):
+    """JWT_PREVIOUS_SECRET_KEY: tokens signed with the previous secret pass
+    until JWT_PREVIOUS_SECRET_UNTIL; new ones are signed with the current."""
+    user, org = ids
+    old_secret, new_secret = harness.SECRET, "rotated-secret-0123456789abcdef0123456789"
+    old = craft({"alg": "HS256", "typ": "at+jwt"}, std_claims(user, org, "admin"))
+    fresh = craft({"alg": "HS256", "typ": "at+jwt"}, std_claims(user, org, "admin"),
+                  secret=new_secret)
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    server = server_factory(JWT_SECRET_KEY=new_secret, JWT_PREVIOUS_SECRET_KEY=old_secret,
+                            JWT_PREVIOUS_SECRET_UNTIL=until)
+    assert server.get("/api/v1/me", headers=bearer(old)).status == 200
+    assert server.get("/api/v1/me", headers=bearer(fresh)).status == 200
+    assert_401(server, craft({"alg": "HS256", "typ": "at+jwt"}, std_claims(user, org),
+                             secret="a-third-secret-0123456789abcdef01234567"), "third secret")
+    # what is minted now is signed with the current secret only
+    minted = cli_token(db, "t@tok.test", env={"JWT_SECRET_KEY": new_secret,
+                                              "JWT_PREVIOUS_SECRET_KEY": old_secret,
+                                              "JWT_PREVIOUS_SECRET_UNTIL": until})
+    jwt.decode(minted, new_secret, algorithms=["HS256"], options={"verify_aud": False})
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(minted, old_secret, algorithms=["HS256"], options={"verify_aud": False})
+
+    # the grace period is over: the previous secret no longer signs anything valid
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    later = server_factory(JWT_SECRET_KEY=new_secret, JWT_PREVIOUS_SECRET_KEY=old_secret,
+                           JWT_PREVIOUS_SECRET_UNTIL=past)
+    assert_401(later, old, "previous secret after its grace period")
+    assert later.get("/api/v1/me", headers=bearer(fresh)).status == 200
+    assert any(l.get("msg", "").startswith("JWT_PREVIOUS_SECRET_UNTIL has passed")
+               for l in later.log_lines())
+
+
+def test_rotation_settings_are_checked_at_start(db):
+    env = {"JWT_PREVIOUS_SECRET_KEY": "previous-secret-0123456789abcdef0123456"}
+    r = db.cli("config", env=env)
+    assert r.returncode == 2
+    assert "JWT_PREVIOUS_SECRET_UNTIL: must be set with JWT_PREVIOUS_SECRET_KEY" in r.stderr
+    r = db.cli("config", env=dict(env, JWT_PREVIOUS_SECRET_UNTIL="2030-01-01",
+                                  JWT_PREVIOUS_SECRET_KEY=harness.SECRET))
+    assert r.returncode == 2
+    assert "JWT_PREVIOUS_SECRET_KEY: must differ from JWT_SECRET_KEY" in r.stderr
+    assert harness.SECRET not in r.stderr

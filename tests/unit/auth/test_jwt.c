@@ -93,6 +93,45 @@ static void test_round_trip_each_alg(void **state)
     }
 }
 
+/* JWT_PREVIOUS_SECRET_KEY: a token signed with the previous secret passes
+ * when that secret is in the list, and only then; claims are checked the
+ * same whichever secret signed. */
+static void test_rotation_keys(void **state)
+{
+    (void)state;
+    nx_arena_t *a = nx_arena_new(4096);
+    nx_err_t err = {0};
+    char *old = NULL, *fresh = NULL, *stranger = NULL;
+    const char *previous = "previous-secret-0123456789abcdef0123456789";
+    assert_int_equal(nx_jwt_mint(a, previous, NX_JWT_HS256, USER, ORG, "member", 600, &old,
+                                 &err), NX_OK);
+    assert_int_equal(nx_jwt_mint(a, SECRET, NX_JWT_HS256, USER, ORG, "member", 600, &fresh,
+                                 &err), NX_OK);
+    assert_int_equal(nx_jwt_mint(a, "someone-else-0123456789abcdef0123456789",
+                                 NX_JWT_HS256, USER, ORG, "member", 600, &stranger, &err), NX_OK);
+    const char *both[] = {SECRET, previous}, *current[] = {SECRET, NULL};
+    nx_claims_t c;
+    assert_int_equal(nx_jwt_verify_keys(both, 2, NX_JWT_HS256, old, strlen(old), 0, &c, &err),
+                     NX_OK);
+    assert_string_equal(c.sub, USER);
+    assert_int_equal(nx_jwt_verify_keys(both, 2, NX_JWT_HS256, fresh, strlen(fresh), 0, &c, &err),
+                     NX_OK);
+    err = (nx_err_t){0};
+    assert_int_equal(nx_jwt_verify_keys(current, 2, NX_JWT_HS256, old, strlen(old), 0, &c, &err),
+                     NX_EUNAUTHORIZED);
+    assert_string_equal(err.detail, "The access token is invalid: bad signature.");
+    err = (nx_err_t){0};
+    assert_int_equal(nx_jwt_verify_keys(both, 2, NX_JWT_HS256, stranger, strlen(stranger), 0, &c,
+                                        &err), NX_EUNAUTHORIZED);
+    /* signed with the previous secret and expired: expired, like any token */
+    err = (nx_err_t){0};
+    long long later = (long long)time(NULL) + 3600;
+    assert_int_equal(nx_jwt_verify_keys(both, 2, NX_JWT_HS256, old, strlen(old), later, &c, &err),
+                     NX_EUNAUTHORIZED);
+    assert_string_equal(err.detail, "The access token has expired.");
+    nx_arena_free(a);
+}
+
 static void test_tampering(void **state)
 {
     (void)state;
@@ -309,6 +348,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_each_alg),
         cmocka_unit_test(test_tampering),
+        cmocka_unit_test(test_rotation_keys),
         cmocka_unit_test(test_header_rules),
         cmocka_unit_test(test_claim_rules),
         cmocka_unit_test(test_garbage),

@@ -18,7 +18,8 @@
 static const char *const managed[] = {
     "DATABASE_URL", "DEBUG", "JWT_SECRET_KEY", "JWT_ALGORITHM", "JWT_EXPIRATION_MINUTES",
     "PORT", "HTTP_THREADS", "LOG_LEVEL", "LOG_FORMAT", "PUBLIC_URL", "AI_PROVIDER",
-    "NEXUS_DATA_DIR", "APP_NAME", "HOST",
+    "NEXUS_DATA_DIR", "APP_NAME", "HOST", "JWT_PREVIOUS_SECRET_KEY",
+    "JWT_PREVIOUS_SECRET_UNTIL", "METRICS_TOKEN", "WORKER_METRICS_PORT",
 };
 
 static char tmpdir[64];
@@ -152,6 +153,70 @@ static void test_secret_rules(void **state)
     unsetenv("JWT_SECRET_KEY");
 }
 
+/* A secret rotation: the previous secret needs the end of its grace period,
+ * must be strong and differ from the current one; it counts only until that
+ * end. */
+static void test_previous_secret_rules(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    setenv("JWT_SECRET_KEY", "current-secret-0123456789abcdef0123456789", 1);
+    setenv("JWT_PREVIOUS_SECRET_KEY", "previous-secret-0123456789abcdef012345678", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_string_equal(err.detail, "JWT_PREVIOUS_SECRET_UNTIL: must be set with "
+                                    "JWT_PREVIOUS_SECRET_KEY: the end of its grace period");
+    setenv("JWT_PREVIOUS_SECRET_UNTIL", "2031-01-02T03:04:05Z", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(nx_settings_finish_secret(&s, &err), NX_OK);
+    assert_int_equal(s.jwt_previous_until, 1925089445LL);
+    assert_string_equal(nx_settings_previous_secret(&s, 1925089444LL),
+                        "previous-secret-0123456789abcdef012345678");
+    assert_null(nx_settings_previous_secret(&s, 1925089445LL)); /* the grace period is over */
+    nx_settings_release(&s);
+
+    setenv("JWT_PREVIOUS_SECRET_KEY", "current-secret-0123456789abcdef0123456789", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_string_equal(err.detail, "JWT_PREVIOUS_SECRET_KEY: must differ from JWT_SECRET_KEY");
+    setenv("JWT_PREVIOUS_SECRET_KEY", "weak", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_string_equal(err.detail, "JWT_PREVIOUS_SECRET_KEY: must be at least 32 bytes long");
+    unsetenv("JWT_PREVIOUS_SECRET_KEY");
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_string_equal(err.detail, "JWT_PREVIOUS_SECRET_UNTIL: is set but "
+                                    "JWT_PREVIOUS_SECRET_KEY is not");
+    setenv("JWT_PREVIOUS_SECRET_UNTIL", "soon", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, "JWT_PREVIOUS_SECRET_UNTIL: must be an RFC 3339"));
+    unsetenv("JWT_PREVIOUS_SECRET_UNTIL");
+    unsetenv("JWT_SECRET_KEY");
+}
+
+static void test_metrics_settings(void **state)
+{
+    (void)state;
+    nx_settings_t s;
+    nx_err_t err;
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_null(s.metrics_token);
+    assert_int_equal(s.worker_metrics_port, 0); /* off */
+    nx_settings_release(&s);
+    setenv("METRICS_TOKEN", "0123456789abcde", 1); /* 15 */
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_string_equal(err.detail, "METRICS_TOKEN: must be at least 16 characters long");
+    assert_null(strstr(err.detail, "0123456789abcde")); /* never echo a secret */
+    setenv("METRICS_TOKEN", "0123456789abcdef", 1);
+    setenv("WORKER_METRICS_PORT", "9464", 1);
+    assert_int_equal(load(&s, &err), NX_OK);
+    assert_int_equal(s.worker_metrics_port, 9464);
+    nx_settings_release(&s);
+    setenv("WORKER_METRICS_PORT", "70000", 1);
+    assert_int_equal(load(&s, &err), NX_EINVAL);
+    assert_non_null(strstr(err.detail, "WORKER_METRICS_PORT"));
+    unsetenv("METRICS_TOKEN");
+    unsetenv("WORKER_METRICS_PORT");
+}
+
 static void test_generated_secret_is_kept(void **state)
 {
     (void)state;
@@ -237,6 +302,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_secret_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_secret_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_masks_secrets, setup, teardown),
