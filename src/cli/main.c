@@ -32,7 +32,7 @@ static const struct verb verbs[] = {
     {"user", cmd_user, "add and list users"},
     {"credits", cmd_credits, "grant and show an organisation's credits"},
     {"token", cmd_token, "mint an access token for a user"},
-    {"db", cmd_db, "open psql on the configured database"},
+    {"db", cmd_db, "psql, dump or restore the configured database"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
 };
 
