@@ -254,6 +254,10 @@ static int check_state(nx_req_t *req, struct flow *f, const char *state, nx_err_
 
 int nx_api_auth_callback(nx_req_t *req, nx_err_t *err)
 {
+    /* the URL carries the code and state: whatever the answer, the page it
+     * leads to must not pass them on as a Referer (RFC 9700 4.2.4) */
+    if (nx_resp_header_static(req, "Referrer-Policy", "no-referrer") != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
     int rc = not_configured(err);
     if (rc != NX_OK)
         return rc;

@@ -28,6 +28,7 @@ const nx_stage_t nx_api_pipeline[] = {
     /* the answer: who may call first, then the headers every answer gets */
     {"caller", NX_STAGE_RESPONSE, nx_api_stage_caller},
     {"versions", NX_STAGE_RESPONSE, nx_api_stage_versions},
+    {"security_headers", NX_STAGE_RESPONSE, nx_http_stage_security_headers},
     {"respond", NX_STAGE_RESPONSE, nx_http_stage_respond},
     /* the request is over, however it ended */
     {"access_log", NX_STAGE_DONE, nx_http_stage_access_log},

@@ -45,6 +45,7 @@ static const nx_stage_t metrics_pipeline[] = {
     {"request_id", NX_STAGE_HEADERS, nx_http_stage_request_id},
     {"route", NX_STAGE_HEADERS, nx_http_stage_route},
     {"handler", NX_STAGE_REQUEST, nx_http_stage_handler},
+    {"security_headers", NX_STAGE_RESPONSE, nx_http_stage_security_headers},
     {"respond", NX_STAGE_RESPONSE, nx_http_stage_respond},
     {"access_log", NX_STAGE_DONE, nx_http_stage_access_log},
     {"metrics", NX_STAGE_DONE, nx_metrics_stage_http},

@@ -139,6 +139,9 @@ int nx_resp_static(nx_req_t *req, int status, const char *content_type,
                    const unsigned char *body, size_t len, const char *cache_control);
 /* Adds a response header; kept whether the answer is a success or a problem. */
 int nx_resp_header(nx_req_t *req, const char *name, const char *value);
+/* The same for a name and value that outlive the request (literals): not
+ * copied. */
+int nx_resp_header_static(nx_req_t *req, const char *name, const char *value);
 
 /*
  * Runs work(req, ud) on an offload thread while the connection is suspended,
@@ -159,6 +162,7 @@ int nx_http_stage_route(nx_req_t *req, nx_err_t *err);      /* 404, 405 + Allow 
 int nx_http_stage_limits(nx_req_t *req, nx_err_t *err);     /* 415, 413 by Content-Length */
 int nx_http_stage_body(nx_req_t *req, nx_err_t *err);       /* JSON object: 400, 422 */
 int nx_http_stage_handler(nx_req_t *req, nx_err_t *err);    /* the route's handler */
+int nx_http_stage_security_headers(nx_req_t *req, nx_err_t *err); /* nosniff, no framing */
 int nx_http_stage_respond(nx_req_t *req, nx_err_t *err);    /* problem details on error */
 int nx_http_stage_access_log(nx_req_t *req, nx_err_t *err); /* one line per request */
 

@@ -10,6 +10,7 @@
 #include "core/nx.h"
 #include "http/http_int.h"
 #include "core/arena.h"
+#include "core/err.h"
 
 #include <string.h>
 
@@ -56,17 +57,36 @@ int nx_resp_static(nx_req_t *req, int status, const char *content_type,
     return set(req, status, content_type, (const char *)body, len);
 }
 
-int nx_resp_header(nx_req_t *req, const char *name, const char *value)
+int nx_resp_header_static(nx_req_t *req, const char *name, const char *value)
 {
     nx_http_conn_t *hc = nx_http_conn_of(req);
     struct nx_resp_hdr *h = nx_arena_alloc(req->arena, sizeof(*h));
     if (!h)
         return NX_ENOMEM;
-    h->name = nx_arena_strdup(req->arena, name);
-    h->value = nx_arena_strdup(req->arena, value);
-    if (!h->name || !h->value)
-        return NX_ENOMEM;
+    h->name = name;
+    h->value = value;
     h->next = hc->resp.headers;
     hc->resp.headers = h;
+    return NX_OK;
+}
+
+int nx_resp_header(nx_req_t *req, const char *name, const char *value)
+{
+    const char *n = nx_arena_strdup(req->arena, name);
+    const char *v = nx_arena_strdup(req->arena, value);
+    return n && v ? nx_resp_header_static(req, n, v) : NX_ENOMEM;
+}
+
+/*
+ * Headers every answer carries: a browser must not guess another content
+ * type than the one sent (a JSON or text answer read as HTML or script),
+ * and no other site may frame our pages (clickjacking of /docs and the
+ * dashboard). OWASP API8; see docs/security.md.
+ */
+int nx_http_stage_security_headers(nx_req_t *req, nx_err_t *err)
+{
+    if (nx_resp_header_static(req, "X-Content-Type-Options", "nosniff") != NX_OK ||
+        nx_resp_header_static(req, "X-Frame-Options", "DENY") != NX_OK)
+        return err->code ? err->code : nx_err_set(err, NX_ENOMEM, NULL);
     return NX_OK;
 }
