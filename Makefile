@@ -8,16 +8,20 @@
 #   make deps       install what is missing (Debian packages; root or sudo)
 #   make run        install what is missing, build, serve on :8000 (embedded database)
 #   make test       install what is missing, build with ASan+UBSan, run every test
+#                   (the fuzz targets too, 30 s each)
+#   make fuzz       the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
 ASAN    := build/asan
+FUZZ    := build/fuzz
+FUZZ_SECONDS ?= 60
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick clean format
+.PHONY: all build deps web run test unit e2e fuzz fuzz-build bench bench-quick clean format
 
 all: build
 
@@ -47,8 +51,18 @@ build-asan: deps web
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build build-asan $(OIDC_STAMP)
+test: deps build build-asan fuzz-build $(OIDC_STAMP)
 	@$(MAKE) --no-print-directory unit e2e
+	@FUZZ_SECONDS=30 FUZZ_JOBS=2 bash scripts/fuzz.sh
+
+# The libFuzzer targets (fuzz/, clang with ASan and UBSan), each run for
+# FUZZ_SECONDS from its seed corpus; scripts/fuzz.sh says where findings go.
+fuzz-build: deps
+	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DNX_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ) -j $(JOBS) --target fuzz_all
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=2 bash scripts/fuzz.sh
 
 unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)

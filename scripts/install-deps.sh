@@ -15,7 +15,7 @@ packages=(
   nodejs npm
   python3 python3-pytest python3-jwt python3-cryptography
   wrk procps psmisc curl linux-perf
-  prometheus
+  prometheus clang libclang-rt-14-dev
 )
 if [ -n "${NEXUS_DEPS_PACKAGES:-}" ]; then
   read -r -a packages <<<"$NEXUS_DEPS_PACKAGES"

@@ -57,6 +57,11 @@ typedef struct nx_page {
 
 /* Parses ?limit and ?cursor. NX_EVALIDATION (field "limit"/"cursor"). */
 int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err);
+/* Reads a cursor ("<tag>_<epoch microseconds>_<uuid>") issued for the list
+ * tagged tag into page's position (after_us on arena, after_id borrowed
+ * from cursor). NX_EVALIDATION naming "cursor" for anything else. */
+int nx_api_cursor_parse(nx_arena_t *arena, const char *tag, const char *cursor, nx_page_t *page,
+                        nx_err_t *err);
 /* Renders a cursor for the row at (epoch microseconds, id); arena string. */
 const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id);
 

@@ -92,23 +92,30 @@ int nx_api_page_parse(nx_req_t *req, nx_page_t *page, nx_err_t *err)
     const char *cursor = nx_req_query(req, "cursor");
     if (cursor && *cursor) {
         const char *tag = list_tag(req);
-        size_t tn = strlen(tag);
-        if (strncmp(cursor, tag, tn) != 0 || cursor[tn] != '_') {
-            nx_err_field(err, "cursor", "is not a cursor this API issued for this list");
-            return NX_EVALIDATION;
-        }
-        cursor += tn + 1;
-        const char *sep = strchr(cursor, '_');
-        long long us;
-        char *ts = sep ? nx_arena_strndup(req->arena, cursor, (size_t)(sep - cursor)) : NULL;
-        if (!sep || !ts || nx_parse_int(ts, 0, INT64_MAX, &us) != NX_OK ||
-            !nx_uuid_valid(sep + 1)) {
-            nx_err_field(err, "cursor", "is not a cursor this API issued");
-            return NX_EVALIDATION;
-        }
-        page->after_us = ts;
-        page->after_id = sep + 1;
+        return tag ? nx_api_cursor_parse(req->arena, tag, cursor, page, err)
+                   : nx_err_set(err, NX_ENOMEM, NULL);
     }
+    return NX_OK;
+}
+
+int nx_api_cursor_parse(nx_arena_t *arena, const char *tag, const char *cursor, nx_page_t *page,
+                        nx_err_t *err)
+{
+    size_t tn = strlen(tag);
+    if (strncmp(cursor, tag, tn) != 0 || cursor[tn] != '_') {
+        nx_err_field(err, "cursor", "is not a cursor this API issued for this list");
+        return NX_EVALIDATION;
+    }
+    cursor += tn + 1;
+    const char *sep = strchr(cursor, '_');
+    long long us;
+    char *ts = sep ? nx_arena_strndup(arena, cursor, (size_t)(sep - cursor)) : NULL;
+    if (!sep || !ts || nx_parse_int(ts, 0, INT64_MAX, &us) != NX_OK || !nx_uuid_valid(sep + 1)) {
+        nx_err_field(err, "cursor", "is not a cursor this API issued");
+        return NX_EVALIDATION;
+    }
+    page->after_us = ts;
+    page->after_id = sep + 1;
     return NX_OK;
 }
 
