@@ -10,7 +10,8 @@
  *
  * Checks (api.md, OpenID Connect Core 3.1.3.7): RS256 only, the signature,
  * iss == the discovery document's issuer (Google's two spellings for
- * Google), aud == GOOGLE_CLIENT_ID, exp with NX_ID_SKEW seconds of skew,
+ * Google), aud == GOOGLE_CLIENT_ID (and azp, when present or when aud
+ * names several clients), exp with NX_ID_SKEW seconds of skew,
  * nonce in the redirect flow; then email_verified, from userinfo when the
  * ID token does not carry it. Failures are NX_EUNAUTHORIZED.
  */
@@ -141,17 +142,26 @@ static const char *str(json_t *o, const char *name)
     return json_string_value(json_object_get(o, name));
 }
 
-static bool aud_ok(json_t *aud, const char *client_id)
+/* The token was issued to us: aud names our client id and, when it names
+ * other clients too, azp says ours was the one it was issued to; an azp of
+ * another client is refused either way (OpenID Connect Core 3.1.3.7 items
+ * 3-5, RFC 8725 3.9). */
+static bool aud_ok(json_t *c, const char *client_id)
 {
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), client_id) == 0;
-    if (!json_is_array(aud))
-        return false;
-    size_t i;
+    json_t *aud = json_object_get(c, "aud"), *azp = json_object_get(c, "azp");
+    bool ours = false;
+    size_t i, n = 1;
     json_t *v;
-    json_array_foreach(aud, i, v) if (json_is_string(v) &&
-                                      strcmp(json_string_value(v), client_id) == 0) return true;
-    return false;
+    if (json_is_string(aud)) {
+        ours = strcmp(json_string_value(aud), client_id) == 0;
+    } else if (json_is_array(aud)) {
+        n = json_array_size(aud);
+        json_array_foreach(aud, i, v) ours = ours || (json_is_string(v) &&
+                                                      strcmp(json_string_value(v), client_id) == 0);
+    }
+    if (azp)
+        return ours && json_is_string(azp) && strcmp(json_string_value(azp), client_id) == 0;
+    return ours && n == 1;
 }
 
 static bool num(json_t *o, const char *name, long long *out)
@@ -177,7 +187,7 @@ static int check_claims(nx_arena_t *arena, json_t *c, const char *issuer, const 
     long long now = (long long)time(NULL), exp, iat;
     if (!nx_oidc_iss_ok(issuer, str(c, "iss")))
         return bad(err, "wrong issuer");
-    if (!aud_ok(json_object_get(c, "aud"), nx_cfg->google_client_id))
+    if (!aud_ok(c, nx_cfg->google_client_id))
         return bad(err, "issued for another client");
     if (!num(c, "exp", &exp))
         return bad(err, "no expiry");
