@@ -182,9 +182,9 @@ static int parse_args(int argc, char **argv, const char **verb, bool *as_app, in
 
 int cmd_db(int argc, char **argv, nx_settings_t *s)
 {
-    const char *verb;
-    bool as_app;
-    int first;
+    const char *verb = NULL;
+    bool as_app = false;
+    int first = 2;
     int rc = parse_args(argc, argv, &verb, &as_app, &first);
     if (rc != NX_EXIT_OK)
         return rc;
