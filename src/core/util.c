@@ -227,13 +227,16 @@ size_t nx_utf8_copy(char *out, size_t size, const char *s)
     return n;
 }
 
-uint64_t nx_hash_str(const char *s)
+uint64_t nx_hash_bytes(const void *p, size_t n)
 {
+    const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
     return h;
 }
+
+uint64_t nx_hash_str(const char *s) { return nx_hash_bytes(s, strlen(s)); }
 
 const char *nx_name_check(const char *s, size_t n, size_t *len)
 {
