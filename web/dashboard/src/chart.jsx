@@ -32,34 +32,39 @@ function options(width, labels) {
   };
 }
 
-function dayLabel(iso) {
+// "Mon 7" where there is room, "Mon" on a phone.
+function dayLabel(iso, narrow) {
   const d = new Date(`${iso}T00:00:00Z`);
-  return d.toLocaleDateString(undefined, { weekday: 'short', day: 'numeric', timeZone: 'UTC' });
+  const f = narrow ? { weekday: 'short', timeZone: 'UTC' } : { weekday: 'short', day: 'numeric', timeZone: 'UTC' };
+  return d.toLocaleDateString(undefined, f);
 }
 
 export function UsageChart({ days }) {
   const box = useRef(null);
   useEffect(() => {
-    if (!box.current) return undefined;
-    const labels = days.map((d) => dayLabel(d.date));
+    const el = box.current;
+    if (!el) return undefined;
     const data = [days.map((_, i) => i), days.map((d) => d.spent), days.map((d) => d.refunded)];
     let plot = null;
     const draw = () => {
       if (plot) plot.destroy();
-      box.current.textContent = '';
-      plot = new uPlot(options(Math.max(260, box.current.clientWidth), labels), data, box.current);
+      el.textContent = '';
+      const width = Math.max(260, el.clientWidth);
+      const labels = days.map((d) => dayLabel(d.date, width < 480));
+      plot = new uPlot(options(width, labels), data, el);
     };
     draw();
     const dark = window.matchMedia('(prefers-color-scheme: dark)');
     const resize = new ResizeObserver(() => {
-      if (plot && Math.abs(plot.width - box.current.clientWidth) > 4) plot.setSize({ width: Math.max(260, box.current.clientWidth), height: 220 });
+      if (plot && Math.abs(plot.width - el.clientWidth) > 4) plot.setSize({ width: Math.max(260, el.clientWidth), height: 220 });
     });
-    resize.observe(box.current);
+    resize.observe(el);
     dark.addEventListener('change', draw);
     return () => {
       dark.removeEventListener('change', draw);
       resize.disconnect();
       if (plot) plot.destroy();
+      plot = null;
     };
   }, [days]);
 

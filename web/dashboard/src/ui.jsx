@@ -37,12 +37,16 @@ export function StatusBadge({ status }) {
   return <span class={`badge badge-${status}`}>{status}</span>;
 }
 
-// The page's heading takes the focus when the page opens, so keyboard and
-// screen-reader users start there.
+// After a move to another page its heading takes the focus, so keyboard
+// and screen-reader users start there; on the first page of a load the
+// focus stays at the top (the skip link comes first).
+let firstPage = true;
+
 export function PageTitle({ children }) {
   const ref = useRef(null);
   useEffect(() => {
-    if (ref.current) ref.current.focus();
+    if (firstPage) firstPage = false;
+    else if (ref.current) ref.current.focus();
   }, []);
   return (
     <h1 tabIndex={-1} ref={ref}>
@@ -81,5 +85,15 @@ export function Pager({ cursors, next, onPage, label }) {
         Next page
       </button>
     </nav>
+  );
+}
+
+// A table that may be wider than a phone: scrollable, and reachable by
+// keyboard so it can be scrolled without a pointer.
+export function Scroll({ label, children }) {
+  return (
+    <div class="scroll" tabIndex={0} role="region" aria-label={label}>
+      {children}
+    </div>
   );
 }

@@ -2,7 +2,7 @@
 // (the server refuses what would leave no admin, and says so).
 import { useEffect, useState } from 'preact/hooks';
 import { api, listUrl } from '../api.js';
-import { ErrorMessage, Loading, Notice, PageTitle, Pager, Time } from '../ui.jsx';
+import { ErrorMessage, Loading, Scroll, Notice, PageTitle, Pager, Time } from '../ui.jsx';
 
 function MemberRow({ m, me, isAdmin, onChanged, onError }) {
   const [confirming, setConfirming] = useState(false);
@@ -41,7 +41,7 @@ function MemberRow({ m, me, isAdmin, onChanged, onError }) {
           m.role
         )}
       </td>
-      <td><Time iso={m.created_at} /></td>
+      <td class="wide-only"><Time iso={m.created_at} /></td>
       {isAdmin && (
         <td class="actions">
           {confirming ? (
@@ -101,13 +101,13 @@ export function Members({ me, isAdmin, refreshMe }) {
         <Notice>{notice}</Notice>
         {!page && !error && <Loading />}
         {page && (
-          <div class="scroll">
+          <Scroll label="Members">
             <table class="table">
               <thead>
                 <tr>
                   <th scope="col">Member</th>
                   <th scope="col">Role</th>
-                  <th scope="col">Joined</th>
+                  <th scope="col" class="wide-only">Joined</th>
                   {isAdmin && <th scope="col">Actions</th>}
                 </tr>
               </thead>
@@ -118,7 +118,7 @@ export function Members({ me, isAdmin, refreshMe }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </Scroll>
         )}
         {page && <Pager cursors={cursors} next={page.next_cursor} onPage={setCursors} label="Member pages" />}
       </section>

@@ -2,7 +2,7 @@
 // transactions and, where the server reports it, the rate-limit budget.
 import { api } from '../api.js';
 import { UsageChart } from '../chart.jsx';
-import { ErrorMessage, Loading, PageTitle, Time, useLoad } from '../ui.jsx';
+import { ErrorMessage, Loading, Scroll, PageTitle, Time, useLoad } from '../ui.jsx';
 
 async function load() {
   const [org, credits, usage] = await Promise.all([
@@ -66,7 +66,7 @@ export function Overview() {
             {data.credits.recent_transactions.length === 0 ? (
               <p class="muted">No transactions yet.</p>
             ) : (
-              <div class="scroll">
+              <Scroll label="Recent transactions">
                 <table class="table">
                   <thead>
                     <tr>
@@ -90,7 +90,7 @@ export function Overview() {
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </Scroll>
             )}
           </section>
         </>
