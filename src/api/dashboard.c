@@ -117,7 +117,7 @@ static bool not_modified(nx_req_t *req, const char *etag)
 {
     const char *s = nx_req_header(req, "If-None-Match");
     size_t n = strlen(etag);
-    while (etag && s && *s) {
+    while (s && *s) {
         s += strspn(s, " \t,");
         if (*s == '*')
             return true;
