@@ -21,16 +21,13 @@ build/bench/benchmarks-quick.md (BENCH_QUICK=1).
 Python 3 standard library only.
 """
 import datetime
-import http.client
 import json
 import os
 import pwd
 import re
-import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +38,9 @@ BENCH = os.path.dirname(HERE)
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, HERE)
 import stmts  # noqa: E402
+from procs import (Service, Unavailable, children_cpu, foreign_pytest,  # noqa: E402
+                   free_port, http_req, kill_all, log, machine_busy, proc_cpu, rss_kb,
+                   run, spawn, tree_cpu)
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 DURATION = int(os.environ.get("BENCH_DURATION", "4" if QUICK else "20"))
@@ -58,7 +58,6 @@ TOKEN_USER = 2  # the member of each organisation that gets a token
 BIN = os.environ.get("NEXUS_BIN", os.path.join(ROOT, "build", "nexusapi"))
 PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
 SUPERUSER, OWNER, DBNAME, Q1DB = "bench_su", "nexus_owner", "nexus_bench", "nexus_q1"
-CLK = os.sysconf("SC_CLK_TCK")
 NOTE = os.environ.get("BENCH_NOTE", "")
 PROFILE = [x for x in os.environ.get("BENCH_PROFILE", "").split(",") if x]
 PGSS = os.environ.get("BENCH_PGSS", "1") != "0"  # statements per request need it
@@ -77,131 +76,6 @@ TARGETS = {  # issue 6
     "s2_bound": 60.0, "s3_bound": 50.0, "s1_cpu_us": 20.0, "p99_ms": 10.0,
     "q1_jobs_s": 2000.0, "m1_mb": 30.0,
 }
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class Unavailable(Exception):
-    """A scenario cannot run yet (route 404, verb missing, SQL not written)."""
-
-
-# ---------------------------------------------------------------- processes
-
-PROCS = []  # every Popen we start (own session), killed on exit
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    PROCS.append(p)
-    return p
-
-
-def kill_all():
-    for p in PROCS:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.time() + 10
-    for p in PROCS:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, env=None, timeout=120, check=True, input=None, cwd=None):
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                       input=input, cwd=cwd)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({r.returncode}): "
-                           f"{(r.stderr or r.stdout).strip()[-800:]}")
-    return r
-
-
-# ---------------------------------------------------------------- CPU from /proc
-
-def _stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        s = f.read()
-    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
-
-
-def proc_cpu(pid, children=False):
-    """utime+stime (+ reaped children's) of a process, in seconds."""
-    try:
-        f = _stat(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    t = int(f[11]) + int(f[12])
-    if children:
-        t += int(f[13]) + int(f[14])
-    return t / CLK
-
-
-def tree_cpu(root_pid):
-    """CPU of a process, its reaped children and its live children (seconds)."""
-    total = proc_cpu(root_pid, children=True)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            f = _stat(d)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if int(f[1]) == root_pid:
-            total += (int(f[11]) + int(f[12])) / CLK
-    return total
-
-
-def machine_busy():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    total = sum(v[:8])
-    idle = v[3] + v[4]
-    return (total - idle) / CLK, total / CLK
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def rss_kb(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return None
-
-
-def foreign_pytest():
-    n = 0
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if b"pytest" in f.read():
-                        n += 1
-            except OSError:
-                pass
-    return n
 
 
 class CpuWindow:
@@ -336,73 +210,15 @@ def top_statements(cl, db, per, limit=8):
 
 # ---------------------------------------------------------------- the server
 
-class Server:
-    def __init__(self, tmp, env, name="server", args=("serve",), port=None, wrap=None):
-        self.port = port or free_port()
-        self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1",
-                        PUBLIC_URL=f"http://127.0.0.1:{self.port}")
+class Server(Service):
+    """`nexusapi serve` (or another verb) of BIN, or of another binary."""
+
+    def __init__(self, tmp, env, name="server", args=("serve",), port=None, wrap=None, binary=None):
+        port = port or free_port()
+        env = dict(env, PORT=str(port), HOST="127.0.0.1", PUBLIC_URL=f"http://127.0.0.1:{port}")
         # BENCH_SERVER_LOG=/dev/null: experiment knob (the report always states it)
-        self.logpath = os.environ.get("BENCH_SERVER_LOG") or os.path.join(tmp, f"{name}.log")
-        self.logf = open(self.logpath, "ab")
-        cmd = [BIN] + list(args)
-        self.proc = spawn((wrap or []) + cmd, env=self.env, stdout=self.logf,
-                          stderr=subprocess.STDOUT, cwd=tmp)
-        self.pid = self.proc.pid
-        if wrap:  # the server is perf's child
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                kids = _children(self.proc.pid)
-                if kids:
-                    self.pid = kids[0]
-                    break
-                time.sleep(0.01)
-
-    def wait_http(self, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
-            try:
-                st, _, _ = http_req(self.port, "GET", "/health", timeout=2)
-                if st == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {timeout}s: {self.tail()}")
-
-    def tail(self, n=1500):
-        with open(self.logpath, errors="replace") as f:
-            return f.read()[-n:]
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.logf.close()
-        return self.proc.returncode
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def http_req(port, method, path, body=None, headers=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        c.close()
+        super().__init__(tmp, [binary or BIN] + list(args), env, name, port, wrap=wrap,
+                         logpath=os.environ.get("BENCH_SERVER_LOG"))
 
 
 # ---------------------------------------------------------------- wrk and pgbench
