@@ -16,6 +16,8 @@ ASAN    := build/asan
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
+PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
+GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 
 .PHONY: all build deps web run test unit e2e bench bench-quick clean format
 
@@ -34,6 +36,15 @@ web: $(NPM_STAMP)
 # The certified OpenID provider the sign-in tests run (tests/e2e/oidc).
 $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+# The benchmark's reference peers (bench/peer/): Fastify + pg, graphile-worker.
+$(PEER_STAMP): bench/peer/fastify/package.json bench/peer/fastify/package-lock.json | deps
+	@cd bench/peer/fastify && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(GW_STAMP): bench/peer/graphile-worker/package.json bench/peer/graphile-worker/package-lock.json | deps
+	@cd bench/peer/graphile-worker && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 build: deps web
@@ -56,10 +67,10 @@ unit:
 e2e: $(OIDC_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-bench: deps build
+bench: deps build $(PEER_STAMP) $(GW_STAMP)
 	@bash bench/run.sh
 
-bench-quick: deps build
+bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 	@BENCH_QUICK=1 bash bench/run.sh
 
 clean:
