@@ -9,6 +9,8 @@
 #   make run        install what is missing, build, serve on :8000 (embedded database)
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+#   make bench-baseline REV=<commit>   build that commit into build/baseline/ for
+#                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -19,7 +21,7 @@ OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
 GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick clean format
+.PHONY: all build deps web run test unit e2e bench bench-quick bench-baseline clean format
 
 all: build
 
@@ -72,6 +74,10 @@ bench: deps build $(PEER_STAMP) $(GW_STAMP)
 
 bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 	@BENCH_QUICK=1 bash bench/run.sh
+
+# The binary of another commit, for BENCH_BASELINE_BIN (bench/baseline.sh).
+bench-baseline: deps
+	@JOBS=$(JOBS) bash bench/baseline.sh "$(REV)"
 
 clean:
 	rm -rf build
