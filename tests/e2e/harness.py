@@ -209,8 +209,8 @@ class Process:
 class Server(Process):
     """`nexusapi serve` on 127.0.0.1:<free port>, log captured to a file."""
 
-    def __init__(self, env, cwd=None, args=("serve",)):
-        self.port = free_port()
+    def __init__(self, env, cwd=None, args=("serve",), port=None):
+        self.port = port or free_port()
         super().__init__(args, dict(env, PORT=str(self.port), HOST="127.0.0.1"), cwd)
         self.wait_ready()
 
