@@ -19,13 +19,19 @@ sha=$(git rev-parse --verify --quiet "$rev^{commit}") ||
 tmp=$(mktemp -d /tmp/nexus-baseline.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 git archive "$sha" | tar -x -C "$tmp"
-# the docs UI assets `make build` embeds: ours when the lock file is the same
-if [ -f "$tmp/web/package-lock.json" ]; then
-    if cmp -s web/package-lock.json "$tmp/web/package-lock.json" && [ -d web/node_modules ]; then
-        ln -s "$PWD/web/node_modules" "$tmp/web/node_modules"
+# npm packages of a folder of that commit: ours when the lock file is the same
+npm_of() {
+    [ -f "$tmp/$1/package-lock.json" ] || return 1
+    if cmp -s "$1/package-lock.json" "$tmp/$1/package-lock.json" && [ -d "$1/node_modules" ]; then
+        ln -s "$PWD/$1/node_modules" "$tmp/$1/node_modules"
     else
-        (cd "$tmp/web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        (cd "$tmp/$1" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
+}
+# the docs UI assets and the dashboard `make build` embeds, where that commit has them
+npm_of web || true
+if npm_of web/dashboard; then
+    (cd "$tmp/web/dashboard" && npm run --silent build >/dev/null)
 fi
 cmake -S "$tmp" -B "$tmp/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice -n 5 cmake --build "$tmp/build" -j "${JOBS:-$(nproc)}" --target nexusapi
