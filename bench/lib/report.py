@@ -81,7 +81,7 @@ short run and writes `build/bench/benchmarks-quick.md` instead.
   S2 fastify, S2 baseline, S2 at 16, bound S2 at 64 and 16; the same for S3;
   then S2L, S3L, S4 (issue 13) - every other round in reverse order, after a
   warm-up of each server and request. Figures are medians over 3 rounds of
-  10 s (about 15 minutes in all with a baseline). CPU per request: utime+stime from /proc of the server process (the
+  10 s (about 15 minutes in all; a baseline adds about 3). CPU per request: utime+stime from /proc of the server process (the
   peer: its primary and its workers) and of every process of the cluster
   (backends that exited included), divided by completed requests; "server +
   PostgreSQL" is their sum, per round, then the median. "Other CPU" is the
