@@ -213,10 +213,12 @@ def targets(res, a, T):
         x, y = a.get(k), a.get(f"{k} baseline")
         r = ratio(x, y, "cpu_us")
         row(f"{k} server + PostgreSQL CPU per request vs {k} baseline", None if r is None else r <= T[t],
-            f"{r:.2f}" if r is not None else "no baseline in this run", f"≤ {frac(T[t])}",
+            f"{r:.2f}" if r is not None else ("not available" if res.get("baseline")
+                                              else "no baseline in this run"), f"≤ {frac(T[t])}",
             f"{f(x['cpu_us'], 1)} ({f(x['server_us'], 1)} + {f(x['pg_us'], 1)}) vs "
             f"{f(y['cpu_us'], 1)} ({f(y['server_us'], 1)} + {f(y['pg_us'], 1)}) µs"
-            if r is not None else "BENCH_BASELINE_BIN (make bench-baseline REV=...)")
+            if r is not None else ("" if res.get("baseline")
+                                   else "BENCH_BASELINE_BIN (make bench-baseline REV=...)"))
     q, g, qb = ((sc.get(k) or [None])[0] for k in ("Q1", "Q1 graphile-worker", "Q1 baseline"))
     r = ratio(q, g, "jobs_s")
     row("Q1 jobs/s vs graphile-worker", None if r is None else (r >= T["q1_vs_graphile"]
