@@ -390,7 +390,7 @@ class Bench:
         self.pgbench_vars = {"need_member": "member", "job_summarise": "summarise",
                              "text": self.text, "null_param": "-", "page_limit": "21",
                              "cost_summarise": job_cost("summarise", "10"),
-                             "max_attempts": "3", "no_metadata": "{}", "api_v1": "1"}
+                             "max_attempts": setting_default("JOB_MAX_ATTEMPTS", "3"), "no_metadata": "{}", "api_v1": "1"}
 
     def database(self, db, binary):
         """A database migrated by `binary migrate upgrade head` and seeded."""
@@ -504,7 +504,7 @@ class Bench:
         version = (json.loads(body) if st == 200 else {}).get("version", "?")
         conf = peers.write_sql(os.path.join(ROOT, "src"), os.path.join(self.tmp, "peer-sql.json"), {
             "version": version, "cost_summarise": int(job_cost("summarise", "10")),
-            "max_attempts": 3})
+            "max_attempts": int(setting_default("JOB_MAX_ATTEMPTS", "3"))})
         self.res["peer"] = {"pool": PEER_POOL, "workers": os.environ.get("PEER_WORKERS") or os.cpu_count()}
         return peers.Fastify(self.tmp, self.cl.dsn(DBNAME), self.secret, conf, PEER_POOL)
 
@@ -1005,6 +1005,16 @@ def job_cost(name, default):
     try:
         with open(os.path.join(ROOT, "src", "jobs", "registry.c")) as f:
             m = re.search(rf'\.name = "{name}",\s*\.cost = (\d+)', f.read())
+            return m.group(1) if m else default
+    except OSError:
+        return default
+
+
+def setting_default(name, default):
+    """A setting's default, from the settings table (src/config/settings.c)."""
+    try:
+        with open(os.path.join(ROOT, "src", "config", "settings.c")) as f:
+            m = re.search(rf'\{{"{name}",\s*\w+,\s*S\(\w+\),\s*"([^"]*)"', f.read())
             return m.group(1) if m else default
     except OSError:
         return default
