@@ -122,7 +122,10 @@ def same_answer(req, ours, theirs):
         return f"Location {loc!r} does not name job {j2['job_id']}"
     a = {k: v for k, v in j1.items() if k != "job_id"}
     b = {k: v for k, v in j2.items() if k != "job_id"}
-    return None if a == b else "body " + first_difference(b1, b2)
+    if a == b:
+        return None
+    return "body (job_id aside) " + first_difference(json.dumps(a, sort_keys=True).encode(),
+                                                     json.dumps(b, sort_keys=True).encode())
 
 
 # ---------------------------------------------------------------- graphile-worker
