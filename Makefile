@@ -11,6 +11,8 @@
 #                   (the fuzz targets too, 30 s each)
 #   make fuzz       the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+#   make bench-baseline REV=<commit>   build that commit into build/baseline/ for
+#                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -20,6 +22,8 @@ FUZZ_SECONDS ?= 60
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
+PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
+GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 DASH    := web/dashboard
 DASH_STAMP := $(DASH)/node_modules/.package-lock.json
 DASH_DIST := $(DASH)/dist/index.html
@@ -27,7 +31,7 @@ DASH_SRC := $(shell find $(DASH)/src -type f 2>/dev/null) $(DASH)/index.html \
             $(DASH)/vite.config.js $(DASH)/compress.mjs
 BROWSER_STAMP := tests/e2e/browser/node_modules/.package-lock.json
 
-.PHONY: all build deps web dashboard chromium run test unit e2e fuzz fuzz-build bench bench-quick clean format
+.PHONY: all build deps web dashboard chromium run test unit e2e fuzz fuzz-build bench bench-quick bench-baseline clean format
 
 all: build
 
@@ -55,6 +59,15 @@ dashboard: $(DASH_DIST)
 # The certified OpenID provider the sign-in tests run (tests/e2e/oidc).
 $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+# The benchmark's reference peers (bench/peer/): Fastify + pg, graphile-worker.
+$(PEER_STAMP): bench/peer/fastify/package.json bench/peer/fastify/package-lock.json | deps
+	@cd bench/peer/fastify && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(GW_STAMP): bench/peer/graphile-worker/package.json bench/peer/graphile-worker/package-lock.json | deps
+	@cd bench/peer/graphile-worker && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 # The browser tests (tests/e2e/browser): playwright-core and axe-core, and
@@ -97,11 +110,15 @@ unit:
 e2e: $(OIDC_STAMP) $(BROWSER_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-bench: deps build
+bench: deps build $(PEER_STAMP) $(GW_STAMP)
 	@bash bench/run.sh
 
-bench-quick: deps build
+bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 	@BENCH_QUICK=1 bash bench/run.sh
+
+# The binary of another commit, for BENCH_BASELINE_BIN (bench/baseline.sh).
+bench-baseline: deps
+	@JOBS=$(JOBS) bash bench/baseline.sh "$(REV)"
 
 clean:
 	rm -rf build

@@ -98,12 +98,17 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
         cookie = true;
     }
     nx_claims_t c;
-    /* during a rotation, tokens signed with the previous secret still pass */
-    const char *const secrets[] = {
-        nx_cfg->jwt_secret, nx_settings_previous_secret(nx_cfg, (long long)time(NULL))};
-    int rc = nx_jwt_verify_keys(secrets, 2, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
-    if (rc != NX_OK)
-        return rc;
+    int rc;
+    long long now = (long long)time(NULL);
+    if (!nx_token_cache_get(tok, len, now, &c)) {
+        /* during a rotation, tokens signed with the previous secret still pass */
+        const char *const secrets[] = {nx_cfg->jwt_secret,
+                                       nx_settings_previous_secret(nx_cfg, now)};
+        rc = nx_jwt_verify_keys(secrets, 2, nx_cfg->jwt_algorithm, tok, len, now, &c, err);
+        if (rc != NX_OK)
+            return rc;
+        nx_token_cache_put(tok, len, c.exp + NX_JWT_LEEWAY, &c);
+    }
     if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)
         return rc;
     memcpy(req->auth.user_id, c.sub, sizeof(req->auth.user_id));
