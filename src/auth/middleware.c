@@ -107,7 +107,12 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
         rc = nx_jwt_verify_keys(secrets, 2, nx_cfg->jwt_algorithm, tok, len, now, &c, err);
         if (rc != NX_OK)
             return rc;
-        nx_token_cache_put(tok, len, c.exp + NX_JWT_LEEWAY, &c);
+        /* one the previous secret signed must not outlive its grace period
+         * in the cache: while one is running, none is kept past its end */
+        long long until = c.exp + NX_JWT_LEEWAY;
+        if (secrets[1] && nx_cfg->jwt_previous_until < until)
+            until = nx_cfg->jwt_previous_until;
+        nx_token_cache_put(tok, len, until, &c);
     }
     if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)
         return rc;

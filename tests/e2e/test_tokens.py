@@ -165,6 +165,28 @@ def test_secret_rotation_keeps_sessions_for_the_grace_period(server_factory, db,
                for l in later.log_lines())
 
 
+def test_grace_period_ends_while_the_server_runs(server_factory, ids):
+    """A token of the previous secret that passed during the grace period is
+    refused once JWT_PREVIOUS_SECRET_UNTIL passes, even by a server that has
+    verified it before (and may remember having done so)."""
+    user, org = ids
+    new_secret = "rotated-secret-0123456789abcdef0123456789"
+    old = craft({"alg": "HS256", "typ": "at+jwt"}, std_claims(user, org, "admin"))
+    end = int(time.time()) + 8
+    server = server_factory(JWT_SECRET_KEY=new_secret, JWT_PREVIOUS_SECRET_KEY=harness.SECRET,
+                            JWT_PREVIOUS_SECRET_UNTIL=time.strftime(
+                                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)))
+    if time.time() >= end - 1:
+        pytest.skip("the machine took the whole grace period to start the server")
+    # every pool thread sees it during the grace period
+    while time.time() < end - 1:
+        assert server.get("/api/v1/me", headers=bearer(old)).status == 200
+    while time.time() < end + 1:
+        time.sleep(0.2)
+    for _ in range(30):
+        assert_401(server, old, "previous secret after its grace period")
+
+
 def test_rotation_settings_are_checked_at_start(db):
     env = {"JWT_PREVIOUS_SECRET_KEY": "previous-secret-0123456789abcdef0123456"}
     r = db.cli("config", env=env)
