@@ -247,7 +247,7 @@ static void test_lost_connection_reopens(void **state)
     (void)state;
     NEED_DB();
     nx_err_t err = {0};
-    nx_db_set_runtime(url, "nexus_app");
+    nx_db_set_runtime(url, "nexus_app", false);
     nx_db_t *t = nx_db_thread(&err);
     assert_non_null(t);
     assert_ptr_equal(nx_db_thread(&err), t);
