@@ -9,6 +9,7 @@
 #   make run        install what is missing, build, serve on :8000 (embedded database)
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+#   make fleet      3 serve + 2 workers behind HAProxy and PgBouncer, under faults (10 min)
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -17,7 +18,7 @@ PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick clean format
+.PHONY: all build deps web run test unit e2e bench bench-quick fleet clean format
 
 all: build
 
@@ -61,6 +62,11 @@ bench: deps build
 
 bench-quick: deps build
 	@BENCH_QUICK=1 bash bench/run.sh
+
+# The long fleet run (tests/fleet/fleet.py; make test runs a short one): its
+# table goes into docs/scaling.md. FLEET_ARGS="--seconds 120" for another length.
+fleet: deps build
+	@NEXUS_BIN=$(CURDIR)/$(BUILD)/nexusapi $(PYTHON) tests/fleet/fleet.py --record docs/scaling.md $(FLEET_ARGS)
 
 clean:
 	rm -rf build

@@ -9,6 +9,9 @@ candidates[0].content.parts[].text. Modes (changeable while running):
   malformed  HTTP 200 whose body is not a generateContent answer
   slow       sleeps `delay` seconds, then answers as ok
   flaky      every request whose sequence number is odd gets a 500, the rest ok
+  jitter     sleeps a random 0..`delay` seconds, then a 500 with probability
+             `fail_rate`, else ok (the fleet's provider: slow enough for
+             attempts to overlap if the queue let them, failing now and then)
 
 In any mode a prompt containing FAIL_MARKER gets a 500, so one worker can
 see some jobs fail and others succeed. Requests without x-goog-api-key are
@@ -20,6 +23,7 @@ Run alone: python3 gemini_standin.py [MODE] [DELAY] - prints the base URL.
 """
 import hashlib
 import json
+import random
 import sys
 import threading
 import time
@@ -34,6 +38,7 @@ class Standin:
         self.delay = delay
         self.error_message = "An internal error has occurred."  # the 500s' error.message
         self.summary = None  # when set, the summary answered for every summarise prompt
+        self.fail_rate = 0.0  # jitter mode: the share of attempts answered with a 500
         self.lock = threading.Lock()
         self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
@@ -138,6 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.headers.get("x-goog-api-key"):
             self._error(403, "API key missing", "PERMISSION_DENIED")
             return 403
+        if mode == "jitter":
+            time.sleep(random.uniform(0, s.delay))
+            if random.random() < s.fail_rate:
+                mode = "500"
         if FAIL_MARKER in prompt or mode == "500" or (mode == "flaky" and seq % 2 == 1):
             self._error(500, s.error_message, "INTERNAL")
             return 500
