@@ -10,6 +10,7 @@
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
 #   make fleet      3 serve + 2 workers behind HAProxy and PgBouncer, under faults (10 min)
+#   make deb        the Debian package, build/deb/nexusapi_<version>-1_<arch>.deb
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -18,7 +19,7 @@ PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick fleet clean format
+.PHONY: all build deps web run test unit e2e bench bench-quick fleet deb clean format
 
 all: build
 
@@ -67,6 +68,11 @@ bench-quick: deps build
 # table goes into docs/scaling.md. FLEET_ARGS="--seconds 120" for another length.
 fleet: deps build
 	@NEXUS_BIN=$(CURDIR)/$(BUILD)/nexusapi $(PYTHON) tests/fleet/fleet.py --record docs/scaling.md $(FLEET_ARGS)
+
+# The Debian package (packaging/deb/, scripts/build-deb.sh); make test installs
+# and purges it when run as root (tests/e2e/test_deb.py).
+deb: deps build
+	@bash scripts/build-deb.sh
 
 clean:
 	rm -rf build
