@@ -11,6 +11,7 @@
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
 #   make fleet      3 serve + 2 workers behind HAProxy and PgBouncer, under faults (10 min)
 #   make deb        the Debian package, build/deb/nexusapi_<version>-1_<arch>.deb
+#   make scale      throughput of 1, 2 and 3 serve processes (docs/scaling.md)
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -19,7 +20,7 @@ PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick fleet deb clean format
+.PHONY: all build deps web run test unit e2e bench bench-quick fleet deb scale clean format
 
 all: build
 
@@ -73,6 +74,11 @@ fleet: deps build
 # and purges it when run as root (tests/e2e/test_deb.py).
 deb: deps build
 	@bash scripts/build-deb.sh
+
+# 1, 2 and 3 serve processes behind HAProxy, and 3 through PgBouncer (about 6
+# minutes, not part of make test): the table goes into docs/scaling.md.
+scale: deps build
+	@NEXUS_BIN=$(CURDIR)/$(BUILD)/nexusapi $(PYTHON) bench/scale.py
 
 clean:
 	rm -rf build

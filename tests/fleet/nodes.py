@@ -130,7 +130,7 @@ class HAProxy:
     which is tried again only when it carries an Idempotency-Key and the
     server honours them (a repeated POST would otherwise run twice)."""
 
-    def __init__(self, servers, workdir, replay_keyed_posts, run_as=None):
+    def __init__(self, servers, workdir, replay_keyed_posts, run_as=None, log_requests=True):
         self.port = harness.free_port()
         self.dir = workdir
         self.cfg = os.path.join(workdir, "haproxy.cfg")
@@ -146,7 +146,7 @@ class HAProxy:
 
 defaults
     mode http
-    log global
+{"    log global" if log_requests else "    no log"}
     timeout connect 1s
     timeout client 60s
     timeout server 20s
