@@ -57,7 +57,8 @@ def fake(tmp_path, **kw):
     f = SimpleNamespace(serves=[], workers=[], pgbouncer_down=[], haproxy=None, ended=100.0,
                         standin=SimpleNamespace(overlaps=0), errors=[],
                         features={"idempotency": False, "rate_limit": None, "webhooks": False},
-                        load=SimpleNamespace(records=[], accepted={}, replays=[]),
+                        load=SimpleNamespace(records=[], accepted={}, replays=[],
+                                             recovered=set()),
                         args=SimpleNamespace(min_jobs=0), sql=lambda q: "")
     for k, v in kw.items():
         setattr(f, k, v)
@@ -121,8 +122,14 @@ def test_a_502_is_excused_only_for_a_post_cut_by_a_kill(tmp_path):
     ev.kills = [(30.1, "serve0")]  # another node was killed
     assert invariants.five_xx(ev)[1] == "FAIL"
     ev.kills = [(30.1, "serve1")]
-    f.features["idempotency"] = True  # it could have been sent again
+    f.features["idempotency"] = True  # a keyed POST: the client must repeat it ...
     assert invariants.five_xx(ev)[1] == "FAIL"
+    f.load.recovered = {"r1"}  # ... and its retry with the same key was answered
+    assert invariants.five_xx(ev)[1] == "PASS"
+    f.load.recovered = set()
+    # a POST without a key stays excused when the server honours keys
+    f.load.records = [rec._replace(kind="submit_v1")]
+    assert invariants.five_xx(ev)[1] == "PASS"
 
 
 def test_hangs_fail(tmp_path):

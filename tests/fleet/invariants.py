@@ -250,9 +250,14 @@ def rate_limits(ev):
         f"asking past its limit got {hot} 429s")
 
 
+# the load's requests that carry an Idempotency-Key (load.py)
+KEYED_KINDS = ("submit", "replay")
+
+
 def five_xx(ev):
     name = "no 5xx except 503 while no serve process (or the database path) was up"
-    allowed_idle, allowed_db, cut, bad = 0, 0, 0, []
+    allowed_idle, allowed_db, cut, cut_keyed, bad = 0, 0, 0, 0, []
+    recovered = getattr(ev.f.load, "recovered", set())
     kills = sorted(ev.kills)
     for r in ev.f.load.records:
         if r.status is None or r.status < 500:
@@ -264,17 +269,26 @@ def five_xx(ev):
             allowed_db += 1
             continue
         hp = ev.haproxy.get(r.rid)
-        # a POST that may not be repeated, cut by a node the harness SIGKILLed
+        # a POST cut by a node the harness SIGKILLed: excused when the load
+        # balancer may not repeat it (no Idempotency-Key the server honours),
+        # and for a keyed one when the client's retry with the same key was
+        # answered (HAProxy does not repeat a request whose connection was
+        # reset, only one closed without an answer)
         if (r.status == 502 and hp and hp[3].startswith("S") and r.method == "POST"
-                and not ev.f.features["idempotency"]
                 and any(node == hp[1] and r.t0 - 0.5 <= t <= r.t1 + 0.5 for t, node in kills)):
-            cut += 1
-            continue
+            keyed = ev.f.features["idempotency"] and r.kind in KEYED_KINDS
+            if not keyed:
+                cut += 1
+                continue
+            if r.rid in recovered:
+                cut_keyed += 1
+                continue
         bad.append(r)
     ok = not bad
     detail = (f"{allowed_idle} 503 with no serve process up, {allowed_db} 503 while PgBouncer "
               f"restarted; {cut} 502 for a POST without a replayable Idempotency-Key cut by a "
-              f"SIGKILLed node; {len(bad)} other 5xx")
+              f"SIGKILLed node; {cut_keyed} 502 for a keyed POST cut that way whose retry with "
+              f"the same key was answered; {len(bad)} other 5xx")
     if bad:
         b = bad[0]
         detail += f"; e.g. {b.status} {b.method} {b.kind} {b.rid} {ev.haproxy.get(b.rid)}"

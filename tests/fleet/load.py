@@ -71,6 +71,7 @@ class Load:
         self.records = []
         self.accepted = {}   # job id -> (org key, idempotency key or None, request id)
         self.replays = []    # (key, first job id, replayed job id, Idempotent-Replayed)
+        self.recovered = set()  # request ids of failed keyed POSTs a retry answered
         self.stop = threading.Event()
         self.last_headers = []  # of the last answer (the single-threaded probes read it)
 
@@ -122,12 +123,14 @@ class Load:
         body = {"type": rng.choice(["summarise", "analyse"]), "input": {"text": text},
                 "metadata": {"fleet_key": key}}
         hdr = {"Idempotency-Key": key}
+        failed = []
         for attempt in range(4):
             rec, p = self.call("POST", "/api/v2/jobs", org.token("member"), body, hdr,
                                "submit", org)
             if rec.status == 202 and p:
                 with self.lock:
                     self.accepted[p["id"]] = (org.key, key, rec.rid)
+                    self.recovered.update(failed)
                 org.remember(p["id"])
                 if self.idempotency and rng.random() < self.replay_share:
                     again, p2 = self.call("POST", "/api/v2/jobs", org.token("member"), body, hdr,
@@ -137,6 +140,7 @@ class Load:
                                              again.status))
                 return
             retry = rec.error or rec.status in (409, 502, 503, 504)
+            failed.append(rec.rid)
             if not (self.idempotency and retry) or time.time() > self.deadline + 30:
                 return
             time.sleep(1.0 if rec.status == 409 else 0.5)
