@@ -338,8 +338,9 @@ def summary(f):
     a = f.args
     recs = f.load.records if f.load else []
     kills = [k for k in f.kills if k[1] != "pgbouncer"]
+    # %rc: the retries, prefixed with "+" when the request went to another node
     retried = sum(1 for v in (f.haproxy.records() if f.haproxy else {}).values()
-                  if v[4].isdigit() and int(v[4]) > 0)
+                  if v[4].lstrip("+").isdigit() and int(v[4].lstrip("+")) > 0)
     secs = max(1e-9, a.seconds)
     return (f"{a.seconds} s of load, 3 serve + 2 worker nodes behind HAProxy and PgBouncer "
             f"(transaction pooling); {len(recs)} requests ({len(recs) / secs:.0f}/s), "
