@@ -12,13 +12,20 @@
 #   make fleet      3 serve + 2 workers behind HAProxy and PgBouncer, under faults (10 min)
 #   make deb        the Debian package, build/deb/nexusapi_<version>-1_<arch>.deb
 #   make scale      throughput of 1, 2 and 3 serve processes (docs/scaling.md)
+#   make bench-baseline REV=<commit>   build that commit into build/baseline/ for
+#                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
 JOBS    ?= $(shell nproc)
+# e2e test files run on this many processes (pytest-xdist), one file each:
+# most of a test's time is spent waiting on servers and workers
+E2E_JOBS ?= $(JOBS)
 BUILD   := build
 ASAN    := build/asan
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
+PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
+GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 DASH    := web/dashboard
 DASH_STAMP := $(DASH)/node_modules/.package-lock.json
 DASH_DIST := $(DASH)/dist/index.html
@@ -26,7 +33,7 @@ DASH_SRC := $(shell find $(DASH)/src -type f 2>/dev/null) $(DASH)/index.html \
             $(DASH)/vite.config.js $(DASH)/compress.mjs
 BROWSER_STAMP := tests/e2e/browser/node_modules/.package-lock.json
 
-.PHONY: all build deps web dashboard chromium run test unit e2e bench bench-quick fleet deb scale clean format
+.PHONY: all build deps web dashboard chromium run test unit e2e bench bench-quick bench-baseline fleet deb scale clean format
 
 all: build
 
@@ -54,6 +61,15 @@ dashboard: $(DASH_DIST)
 # The certified OpenID provider the sign-in tests run (tests/e2e/oidc).
 $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+# The benchmark's reference peers (bench/peer/): Fastify + pg, graphile-worker.
+$(PEER_STAMP): bench/peer/fastify/package.json bench/peer/fastify/package-lock.json | deps
+	@cd bench/peer/fastify && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(GW_STAMP): bench/peer/graphile-worker/package.json bench/peer/graphile-worker/package-lock.json | deps
+	@cd bench/peer/graphile-worker && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 # The browser tests (tests/e2e/browser): playwright-core and axe-core, and
@@ -84,13 +100,18 @@ unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 e2e: $(OIDC_STAMP) $(BROWSER_STAMP)
-	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q -n $(E2E_JOBS) --dist loadfile \
+	  tests/e2e $(PYTEST_ARGS)
 
-bench: deps build
+bench: deps build $(PEER_STAMP) $(GW_STAMP)
 	@bash bench/run.sh
 
-bench-quick: deps build
+bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 	@BENCH_QUICK=1 bash bench/run.sh
+
+# The binary of another commit, for BENCH_BASELINE_BIN (bench/baseline.sh).
+bench-baseline: deps
+	@JOBS=$(JOBS) bash bench/baseline.sh "$(REV)"
 
 # The long fleet run (tests/fleet/fleet.py; make test runs a short one): its
 # table goes into docs/scaling.md. FLEET_ARGS="--seconds 120" for another length.

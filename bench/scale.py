@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import bench  # noqa: E402
 import harness  # noqa: E402
 import pgbouncer  # noqa: E402
+import procs  # noqa: E402
 from nodes import HAProxy  # noqa: E402
 
 DURATION = int(os.environ.get("SCALE_DURATION", "10"))
@@ -96,10 +97,10 @@ class Scale:
 
     def cpu(self, servers, hp):
         busy, total = bench.machine_busy()
-        return {"serve": sum(bench.proc_cpu(s.pid) for s in servers),
+        return {"serve": sum(procs.proc_cpu(s.pid) for s in servers),
                 "postgres": bench.tree_cpu(self.b.cl.pm_pid),
-                "haproxy": bench.proc_cpu(hp.proc.pid) if hp else 0.0,
-                "pgbouncer": bench.proc_cpu(self.bouncer.proc.pid),
+                "haproxy": procs.proc_cpu(hp.proc.pid) if hp else 0.0,
+                "pgbouncer": procs.proc_cpu(self.bouncer.proc.pid),
                 "wrk": bench.children_cpu(), "busy": busy, "t": time.time()}
 
     def wrk(self, sc, port):
