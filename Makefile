@@ -11,6 +11,9 @@
 #                   (the fuzz targets too, 30 s each)
 #   make fuzz       the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+#   make fleet      3 serve + 2 workers behind HAProxy and PgBouncer, under faults (10 min)
+#   make deb        the Debian package, build/deb/nexusapi_<version>-1_<arch>.deb
+#   make scale      throughput of 1, 2 and 3 serve processes (docs/scaling.md)
 #   make bench-baseline REV=<commit>   build that commit into build/baseline/ for
 #                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
@@ -34,7 +37,7 @@ DASH_SRC := $(shell find $(DASH)/src -type f 2>/dev/null) $(DASH)/index.html \
             $(DASH)/vite.config.js $(DASH)/compress.mjs
 BROWSER_STAMP := tests/e2e/browser/node_modules/.package-lock.json
 
-.PHONY: all build deps web dashboard chromium run test unit e2e fuzz fuzz-build bench bench-quick bench-baseline clean format
+.PHONY: all build deps web dashboard chromium run test unit e2e fuzz fuzz-build bench bench-quick bench-baseline fleet deb scale clean format
 
 all: build
 
@@ -123,6 +126,21 @@ bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 # The binary of another commit, for BENCH_BASELINE_BIN (bench/baseline.sh).
 bench-baseline: deps
 	@JOBS=$(JOBS) bash bench/baseline.sh "$(REV)"
+
+# The long fleet run (tests/fleet/fleet.py; make test runs a short one): its
+# table goes into docs/scaling.md. FLEET_ARGS="--seconds 120" for another length.
+fleet: deps build
+	@NEXUS_BIN=$(CURDIR)/$(BUILD)/nexusapi $(PYTHON) tests/fleet/fleet.py --record docs/scaling.md $(FLEET_ARGS)
+
+# The Debian package (packaging/deb/, scripts/build-deb.sh); make test installs
+# and purges it when run as root (tests/e2e/test_deb.py).
+deb: deps build
+	@bash scripts/build-deb.sh
+
+# 1, 2 and 3 serve processes behind HAProxy, and 3 through PgBouncer (about 6
+# minutes, not part of make test): the table goes into docs/scaling.md.
+scale: deps build
+	@NEXUS_BIN=$(CURDIR)/$(BUILD)/nexusapi $(PYTHON) bench/scale.py
 
 clean:
 	rm -rf build

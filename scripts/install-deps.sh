@@ -16,7 +16,11 @@ packages=(
   python3 python3-pytest python3-pytest-xdist python3-jwt python3-cryptography
   wrk procps psmisc curl linux-perf
   prometheus clang libclang-rt-14-dev
+  pgbouncer haproxy
 )
+# The fleet tests run PgBouncer and HAProxy on ports of their own; the
+# Debian services of those packages must not start (now or at boot).
+services=(pgbouncer haproxy)
 if [ -n "${NEXUS_DEPS_PACKAGES:-}" ]; then
   read -r -a packages <<<"$NEXUS_DEPS_PACKAGES"
 fi
@@ -46,5 +50,23 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# policy-rc.d exit 101 keeps the services' postinst from starting them; one
+# already in place (containers have one) is left alone
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  policy=yes
+fi
+trap '[ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d' EXIT
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for s in "${services[@]}"; do
+  printf '%s\n' "${missing[@]}" | grep -qx "$s" || continue
+  # not at boot either (systemd or sysvinit), and stopped if it ran anyway
+  $sudo deb-systemd-helper disable "$s.service" >/dev/null 2>&1 || true
+  $sudo update-rc.d "$s" disable >/dev/null 2>&1 || true
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl stop "$s.service" >/dev/null 2>&1 || true
+  fi
+done

@@ -70,7 +70,7 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     nx_err_t err = {0};
     if (nx_db_check_roles(t, true, s->worker_concurrency > 0, &err) != NX_OK)
         return nx_cli_fail_err(&err);
-    nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL);
+    nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL, t->pooled);
 
     nx_http_opts_t o = {
         .host = s->host,

@@ -116,7 +116,7 @@ static int do_list(nx_cli_session_t *cs, const char *org_id)
 {
     nx_err_t err = {0};
     nx_db_t *app = NULL;
-    if (nx_db_connect(&app, cs->target.app_conninfo, cs->target.app_role, &err) != NX_OK)
+    if (nx_db_target_connect(&cs->target, NX_DB_APP, &app, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     nx_tx_t *tx = nx_tx_new(app, cs->arena, org_id, NULL, NX_TX_NONE);
     const char *p[] = {org_id};

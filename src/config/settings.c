@@ -41,6 +41,7 @@ static const char *const jwt_algs[] = {"HS256", "HS384", "HS512", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"json", "text", NULL};
 static const char *const providers[] = {"local", "gemini", NULL};
+static const char *const pool_modes[] = {"session", "transaction", NULL};
 
 #define S(field) offsetof(struct nx_settings, field)
 
@@ -48,6 +49,8 @@ static const struct setting table[] = {
     {"DATABASE_URL", T_STR, S(database_url), NULL, 0, 0, F_SECRET, NULL},
     {"APP_DATABASE_URL", T_STR, S(app_database_url), NULL, 0, 0, F_SECRET, NULL},
     {"WORKER_DATABASE_URL", T_STR, S(worker_database_url), NULL, 0, 0, F_SECRET, NULL},
+    {"DATABASE_POOL_MODE", T_ENUM, S(db_pool_mode), "session", 0, 0, 0, pool_modes},
+    {"DATABASE_LISTEN_URL", T_STR, S(listen_database_url), NULL, 0, 0, F_SECRET, NULL},
     {"DEBUG", T_BOOL, S(debug), "false", 0, 0, 0, NULL},
     {"APP_NAME", T_STR, S(app_name), "NexusAPI", 0, 0, F_NONEMPTY, NULL},
     {"JWT_SECRET_KEY", T_STR, S(jwt_secret), NULL, 0, 0, F_SECRET, NULL},
@@ -372,6 +375,11 @@ int nx_settings_load(nx_settings_t *s, nx_err_t *err)
     /* a bearer token anyone may try against /metrics must not be guessable */
     if (rc == NX_OK && s->metrics_token && strlen(s->metrics_token) < 16)
         rc = nx_err_set(err, NX_EINVAL, "METRICS_TOKEN: must be at least 16 characters long");
+    /* a pooler sits in front of an external database; the embedded one has none */
+    if (rc == NX_OK && s->db_pool_mode == NX_DB_POOL_TRANSACTION && !s->database_url)
+        rc = nx_err_set(err, NX_EINVAL,
+                        "DATABASE_POOL_MODE: transaction needs DATABASE_URL (the embedded "
+                        "database has no pooler in front of it)");
     /* RFC 9745: a resource is not sunset before it is deprecated */
     if (rc == NX_OK && s->api_v1_sunset && s->api_v1_deprecated_at > s->api_v1_sunset)
         rc = nx_err_set(err, NX_EINVAL,

@@ -12,12 +12,18 @@
 
 enum nx_jwt_alg { NX_JWT_HS256 = 0, NX_JWT_HS384, NX_JWT_HS512 };
 enum nx_ai_provider { NX_AI_LOCAL = 0, NX_AI_GEMINI };
+/* How the runtime's connections (APP_/WORKER_DATABASE_URL) reach PostgreSQL:
+ * a session each (direct, or a pooler in session mode), or through a pooler
+ * in transaction mode (PgBouncer pool_mode=transaction). */
+enum nx_db_pool_mode { NX_DB_POOL_SESSION = 0, NX_DB_POOL_TRANSACTION };
 
 struct nx_settings {
     /* seed settings */
     char *database_url;          /* NULL: embedded cluster (owner role) */
     char *app_database_url;      /* runtime login as nexus_app; NULL: DATABASE_URL + SET ROLE */
     char *worker_database_url;   /* worker login as nexus_worker; NULL: likewise */
+    int db_pool_mode;            /* enum nx_db_pool_mode */
+    char *listen_database_url;   /* direct connection the workers LISTEN on; NULL: see jobs */
     bool debug;
     char *app_name;
     char *jwt_secret;            /* NULL until resolved; see nx_settings_finish */

@@ -13,7 +13,9 @@
  * the requests in flight at that moment, not the process and not the first
  * request after it.
  * Statements are prepared lazily: the cache records which nx_stmt_t names
- * this connection has prepared, and a new connection starts empty.
+ * this connection has prepared, and a new connection starts empty. Through
+ * a pooler in transaction mode nothing is prepared by name (the next
+ * transaction may run on another server session): statements go unnamed.
  */
 #include "core/nx.h"
 #include "db/db.h"
@@ -122,6 +124,29 @@ void nx_db_free(nx_db_t *db)
     nx_free(db);
 }
 
+void nx_db_set_unnamed(nx_db_t *db) { db->unnamed = true; }
+
+int nx_db_pg_pooled(PGconn *c, nx_err_t *err)
+{
+    PGresult *r = PQexec(c, "SELECT pg_backend_pid()");
+    int rc;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        rc = strtol(PQgetvalue(r, 0, 0), NULL, 10) != PQbackendPID(c);
+    } else {
+        rc = nx_err_set(err, NX_EUNAVAILABLE, "The database is unavailable.");
+        log_pq_message(err, "could not read the server process id", PQerrorMessage(c));
+    }
+    PQclear(r);
+    return rc;
+}
+
+int nx_db_pooled(nx_db_t *db, nx_err_t *err)
+{
+    if (!nx_db_ok(db))
+        return nx_err_set(err, NX_EUNAVAILABLE, "The database is unavailable.");
+    return nx_db_pg_pooled(db->pg, err);
+}
+
 bool nx_db_ok(const nx_db_t *db)
 {
     return db && db->pg && !db->broken && PQstatus(db->pg) == CONNECTION_OK;
@@ -153,6 +178,7 @@ int nx_db_conninfo_export(const char *conninfo, nx_err_t *err)
 
 static char runtime_conninfo[2048];
 static char runtime_role[64];
+static bool runtime_unnamed;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
 static _Thread_local nx_db_t *thread_db;
@@ -166,10 +192,11 @@ static void thread_exit(void *p)
 
 static void key_init(void) { pthread_key_create(&key, thread_exit); }
 
-void nx_db_set_runtime(const char *conninfo, const char *role)
+void nx_db_set_runtime(const char *conninfo, const char *role, bool unnamed)
 {
     snprintf(runtime_conninfo, sizeof(runtime_conninfo), "%s", conninfo ? conninfo : "");
     snprintf(runtime_role, sizeof(runtime_role), "%s", role ? role : "");
+    runtime_unnamed = unnamed;
 }
 
 /* Reads what the server sent while the connection sat idle. A server that
@@ -199,6 +226,7 @@ nx_db_t *nx_db_thread(nx_err_t *err)
     if (rc != NX_OK)
         return NULL;
     thread_lost = false;
+    db->unnamed = runtime_unnamed;
     thread_db = db;
     pthread_setspecific(key, db);
     return db;

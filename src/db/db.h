@@ -2,7 +2,8 @@
  * db.h - the only door to PostgreSQL (libpq stays inside src/db/).
  *
  * Statements are declared once as static nx_stmt_t and prepared lazily per
- * connection. Request code touches tenant tables only through a tenant
+ * connection (or sent unnamed, parsed on every use, on a connection through a
+ * transaction pooler: nx_db_set_unnamed). Request code touches tenant tables only through a tenant
  * transaction (nx_tx_*): set the organisation, check the user, run the
  * handler's statements, all sent as one libpq pipeline - one round trip.
  * Results live on an arena: their PQclear is registered as a cleanup.
@@ -26,6 +27,17 @@ struct nx_stmt {
  * runtime connects as the owner and becomes nexus_app). NX_EUNAVAILABLE. */
 int nx_db_connect(nx_db_t **out, const char *conninfo, const char *role, nx_err_t *err);
 void nx_db_free(nx_db_t *db);
+/* From now on db sends its statements unnamed, parsed and planned on every
+ * use: through a pooler in transaction mode the next transaction may run on a
+ * server session that lacks a statement prepared here, or that another client
+ * already prepared under the same name. */
+void nx_db_set_unnamed(nx_db_t *db);
+/* 1 when db reaches PostgreSQL through a connection pooler, 0 when it is a
+ * server session of its own. A pooler (PgBouncer) hands out a process id
+ * and cancel key of its own, so the id the connection was given differs from
+ * the server's pg_backend_pid(); a TCP proxy or NAT passes it through.
+ * Negative NX_E* when the query fails. */
+int nx_db_pooled(nx_db_t *db, nx_err_t *err);
 /* True when the connection is usable (not broken). */
 bool nx_db_ok(const nx_db_t *db);
 /* The constraint named by the last failed statement on db (e.g.
@@ -38,8 +50,10 @@ const char *nx_db_constraint(const nx_db_t *db);
  * after a failure. Borrowed: owned by the thread, closed at thread exit.
  */
 nx_db_t *nx_db_thread(nx_err_t *err);
-/* Sets the conninfo and role used by nx_db_thread. Call once at start-up. */
-void nx_db_set_runtime(const char *conninfo, const char *role);
+/* Sets the conninfo and role used by nx_db_thread, and whether its
+ * connections send unnamed statements (a transaction pooler). Call once at
+ * start-up. */
+void nx_db_set_runtime(const char *conninfo, const char *role, bool unnamed);
 /* Closes the calling thread's connection (e.g. before the thread exits). */
 void nx_db_thread_close(void);
 /* Exports conninfo as PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/... in this

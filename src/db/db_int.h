@@ -21,6 +21,7 @@ struct stmt_slot {
 struct nx_db {
     PGconn *pg;
     bool broken;             /* connection lost: nx_db_ok is false */
+    bool unnamed;            /* statements sent unnamed, never prepared by name */
     struct stmt_slot *slots; /* prepared-statement cache */
     size_t nslots;           /* power of two */
     size_t nused;
@@ -48,6 +49,11 @@ struct nx_db_item {
  */
 int nx_db_pipeline(nx_db_t *db, nx_arena_t *arena, struct nx_db_item *items, int n,
                    int *failed, nx_err_t *err);
+
+/* 1 when the server session behind c is not the one libpq was told at
+ * start-up (a pooler), 0 when it is, negative NX_E* when the check fails
+ * (conn.c; migrate.c's raw connection uses it too). */
+int nx_db_pg_pooled(PGconn *c, nx_err_t *err);
 
 /* Prepared-statement cache (conn.c). */
 bool nx_db_stmt_known(nx_db_t *db, const nx_stmt_t *st);

@@ -10,7 +10,10 @@
  * statements (CREATE INDEX CONCURRENTLY) refuse a transaction block. Bodies
  * run through PQexec, the simple protocol, which takes many statements.
  * The pin (migrate.h) lives in the database, not in a file, so it holds for
- * every process and for an external DATABASE_URL alike.
+ * every process and for an external DATABASE_URL alike. The lock belongs to
+ * a server session, so the engine refuses a connection through a pooler
+ * (PgBouncer): there the next transaction may run in another session, and
+ * the lock would serialise nothing.
  */
 #include "core/nx.h"
 #include "db/migrate.h"
@@ -19,6 +22,7 @@
 #include "core/embed.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "db/db_int.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -864,6 +868,13 @@ static int run_locked(nx_migrate_t *m, const nx_migrate_opts_t *o, size_t *done,
 static int take_lock(PGconn *c, nx_err_t *err)
 {
     long pause_us = 10000;
+    int pooled = nx_db_pg_pooled(c, err);
+    if (pooled < 0)
+        return pooled;
+    if (pooled)
+        return nx_err_set(err, NX_ECONFLICT,
+                          "DATABASE_URL goes through a connection pooler; migrations hold a "
+                          "session lock and need a direct connection to PostgreSQL");
     for (;;) {
         PGresult *r = NULL;
         if (query(c, "SELECT pg_try_advisory_lock(" LOCK_KEY ")",

@@ -9,12 +9,18 @@
  * the SET ROLE) is checked once at start-up. Owning a table here includes
  * holding its owner's rights through membership: either can switch off
  * row-level security on it.
+ *
+ * The same connection tells whether a pooler sits in between
+ * (nx_db_pooled): one in transaction mode with DATABASE_POOL_MODE left at
+ * session breaks every named statement, so that earns a warning (a pooler
+ * in session mode is fine, hence not a refusal).
  */
 #include "core/nx.h"
 #include "db/roles.h"
 #include "db/db.h"
 #include "db/db_int.h"
 #include "core/err.h"
+#include "core/log.h"
 
 #include <string.h>
 
@@ -46,30 +52,40 @@ static int judge(const PGresult *r, const char *setting, const char *want, nx_er
     return NX_OK;
 }
 
-static int check_one(const char *conninfo, const char *role, const char *setting,
-                     const char *want, nx_err_t *err)
+static void warn_if_pooled(nx_db_t *db, const char *setting)
 {
+    nx_err_t ignored = {0};
+    if (nx_db_pooled(db, &ignored) == 1)
+        nx_log(NX_LOG_WARN,
+               "the runtime connection goes through a connection pooler; with PgBouncer in "
+               "transaction mode set DATABASE_POOL_MODE=transaction",
+               NX_LS("setting", setting));
+}
+
+static int check_one(const nx_db_target_t *t, int who, nx_err_t *err)
+{
+    const char *setting = who == NX_DB_APP ? "APP_DATABASE_URL" : "WORKER_DATABASE_URL";
     nx_db_t *db;
-    if (nx_db_connect(&db, conninfo, role && role[0] ? role : NULL, err) != NX_OK)
+    if (nx_db_target_connect(t, who, &db, err) != NX_OK)
         return err->code;
     PGresult *r = PQexec(db->pg, check_sql);
     int rc;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        rc = judge(r, setting, want, err);
+        rc = judge(r, setting, who == NX_DB_APP ? "nexus_app" : "nexus_worker", err);
     else
         rc = nx_db_fail(db, "runtime role check", r, err);
     PQclear(r);
+    if (rc == NX_OK && !t->pooled)
+        warn_if_pooled(db, setting);
     nx_db_free(db);
     return rc;
 }
 
 int nx_db_check_roles(const nx_db_target_t *t, bool app, bool worker, nx_err_t *err)
 {
-    if (app && check_one(t->app_conninfo, t->app_role, "APP_DATABASE_URL", "nexus_app",
-                         err) != NX_OK)
+    if (app && check_one(t, NX_DB_APP, err) != NX_OK)
         return err->code;
-    if (worker && check_one(t->worker_conninfo, t->worker_role, "WORKER_DATABASE_URL",
-                            "nexus_worker", err) != NX_OK)
+    if (worker && check_one(t, NX_DB_WORKER, err) != NX_OK)
         return err->code;
     return NX_OK;
 }

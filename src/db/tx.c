@@ -16,7 +16,10 @@
  * server skips everything up to the Sync and rolls the transaction back, so a
  * removed user's request never runs its statements. Parses are sent only for
  * statements this connection has not prepared yet; a Parse skipped by an
- * earlier error is not recorded as prepared.
+ * earlier error is not recorded as prepared. On a connection through a
+ * transaction pooler every statement goes as an unnamed Parse/Bind/Execute
+ * instead (PQsendQueryParams): same pipeline, same single round trip, but
+ * parsed and planned each time.
  */
 #include "core/nx.h"
 #include "db/db.h"
@@ -43,7 +46,7 @@ static PGresult *take(PGconn *pg)
 
 static bool pending_prepare(struct nx_db_item *items, int i, nx_db_t *db)
 {
-    if (nx_db_stmt_known(db, items[i].st))
+    if (db->unnamed || nx_db_stmt_known(db, items[i].st))
         return false;
     for (int j = 0; j < i; j++) /* the same statement twice: prepare once */
         if (strcmp(items[j].st->name, items[i].st->name) == 0)
@@ -56,6 +59,12 @@ static int send_all(nx_db_t *db, struct nx_db_item *items, int n, unsigned char 
     for (int i = 0; i < n; i++) {
         const nx_stmt_t *st = items[i].st;
         prep[i] = pending_prepare(items, i, db);
+        if (db->unnamed) {
+            if (!PQsendQueryParams(db->pg, st->sql, st->nparams, NULL, items[i].params, NULL,
+                                   NULL, 0))
+                return -1;
+            continue;
+        }
         if (prep[i] && !PQsendPrepare(db->pg, st->name, st->sql, st->nparams, NULL))
             return -1;
         if (!PQsendQueryPrepared(db->pg, st->name, st->nparams, items[i].params, NULL, NULL, 0))

@@ -17,13 +17,18 @@
  *   - CONNECTION_TIMEOUT closes idle connections. MHD restarts it on every
  *     byte, so a client trickling bytes is only bounded by the per-IP cap:
  *     run a reverse proxy with request deadlines in front in production.
- * Shutdown: stop accepting (the listen socket is shut down: clients in its
- * backlog and new ones are refused at once), mark draining (responses now carry
- * Connection: close), wait for in-flight requests up to the drain timeout,
- * wait for offloaded work (a suspended connection must be resumed before
- * MHD_stop_daemon), then stop the daemon, which closes idle connections and
- * joins the pool threads; their per-thread database connections close at
- * thread exit. Last the idle offload threads are joined.
+ * Shutdown: mark draining (responses now carry Connection: close), take the
+ * connections the kernel has already completed (a load balancer has sent a
+ * request on them: shutting the socket down would reset them unanswered),
+ * stop accepting (the listen socket is shut down: new clients are refused
+ * at once, which a load balancer may retry elsewhere), wait for in-flight
+ * requests up to the drain timeout (and, for up to FIRST_REQUEST_GRACE_US,
+ * for connections opened before the signal whose request has not come yet:
+ * from the client's side it is in flight too), wait for offloaded work (a
+ * suspended connection must be resumed before MHD_stop_daemon), then stop
+ * the daemon, which closes idle connections and joins the pool threads;
+ * their per-thread database connections close at thread exit. Last the idle
+ * offload threads are joined.
  */
 #include "core/nx.h"
 #include "http/server.h"
@@ -33,6 +38,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -53,6 +59,10 @@
  */
 #define NX_HTTP_MEMORY_LIMIT (17 * 1024 + 512)
 #define NX_HTTP_BACKLOG 1024
+/* How long a connection opened before shutdown may take to send its
+ * request (bounded by the drain timeout): a load balancer's follows its
+ * connect at once; an idle keep-alive connection only delays the exit. */
+#define FIRST_REQUEST_GRACE_US (1000 * 1000)
 
 static struct MHD_Daemon *daemon_;
 static int listen_fd = -1;
@@ -207,18 +217,49 @@ int nx_http_start(const nx_http_opts_t *o, int *bound_port, nx_err_t *err)
                       o->port);
 }
 
+/* Hands MHD the connections already waiting in the listen backlog. */
+static void take_backlog(void)
+{
+    int flags = fcntl(listen_fd, F_GETFL);
+    if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0)
+        return;
+    for (;;) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && errno == EINTR)
+            continue;
+        if (fd < 0)
+            return;
+        MHD_add_connection(daemon_, fd, (struct sockaddr *)&peer, len);
+    }
+}
+
+static unsigned open_connections(void)
+{
+    const union MHD_DaemonInfo *i =
+        MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}
+
 int nx_http_shutdown(int drain_seconds)
 {
     if (!daemon_)
         return 0;
     atomic_store(&draining, true);
-    /* Shutting a listening socket down wakes the acceptor's accept4. */
     atomic_store(&accepting, false);
+    take_backlog();
+    /* Shutting a listening socket down wakes the acceptor's accept4. */
     shutdown(listen_fd, SHUT_RDWR);
     pthread_join(acceptor, NULL);
-    int64_t deadline = nx_time_mono_us() + (int64_t)drain_seconds * 1000000;
-    while (nx_http_inflight() > 0 && nx_time_mono_us() < deadline)
+    int64_t now = nx_time_mono_us();
+    int64_t deadline = now + (int64_t)drain_seconds * 1000000;
+    int64_t grace = now + FIRST_REQUEST_GRACE_US;
+    while (now < deadline &&
+           (nx_http_inflight() > 0 || (now < grace && open_connections() > 0))) {
         sleep_ms(10);
+        now = nx_time_mono_us();
+    }
     int left = nx_http_inflight();
     if (left > 0)
         nx_log(NX_LOG_WARN, "drain timeout reached", NX_LI("in_flight", left));

@@ -3,7 +3,10 @@
  * WORKER_CONCURRENCY executor threads per process.
  *
  * DESIGN. The dispatcher owns the process's only queue connection (as
- * nexus_worker), which also LISTENs on NX_JOBS_CHANNEL: it claims a batch
+ * nexus_worker), which also LISTENs on NX_JOBS_CHANNEL - unless it goes
+ * through a transaction pooler, where a LISTEN would stay behind on a server
+ * session other clients use: then the dispatcher LISTENs on a direct
+ * connection of its own (DATABASE_LISTEN_URL), or only polls. It claims a batch
  * when woken (a notification, a submission in this process, a free slot
  * after a full claim, or the JOB_POLL_INTERVAL_MS fallback), hands the
  * attempts to the executors, and writes their outcomes back in batches
@@ -60,6 +63,14 @@
 #define REAP_LIMIT 100
 #define RECONNECT_MAX_US (10LL * 1000000)
 #define QUEUE_STATS_EVERY_US (5LL * 1000000)
+#define RELISTEN_US (5LL * 1000000)
+
+/* How the dispatcher learns of new jobs besides its poll. */
+enum wake {
+    WAKE_QUEUE, /* the queue connection LISTENs (a session of its own) */
+    WAKE_OWN,   /* a LISTEN connection of its own (DATABASE_LISTEN_URL) */
+    WAKE_POLL,  /* none: the queue goes through a transaction pooler */
+};
 
 struct pool {
     pthread_mutex_t mu;
@@ -76,13 +87,16 @@ struct pool {
                         when an executor frees up */
     int batch, lease_s, retry_delay, poll_ms, retention_days;
     char owner[128];
+    nx_db_target_t target;      /* copy, without the embedded cluster's handle */
+    int wake;                   /* enum wake */
     int cache_ttl;              /* AI_CACHE_TTL_SECONDS */
     int idempotency_hours;      /* IDEMPOTENCY_TTL_HOURS: keys pruned past it */
     char provider[16], model[128]; /* what a cached result must have come from */
-    char conninfo[2048];
-    char role[64];
     nx_db_t *db;                /* dispatcher only */
     bool lost;                  /* db was lost and not yet replaced (metrics) */
+    nx_db_t *ldb;               /* WAKE_OWN: the LISTEN connection, dispatcher only */
+    int64_t relisten_at;        /* WAKE_OWN: when to try ldb again after a failure */
+    bool relistened;            /* a LISTEN began: notifications may have been missed */
     int wake_fd;                /* eventfd */
     pthread_t dispatcher;
     pthread_t *executors;
@@ -450,20 +464,41 @@ static void queue_stats(struct pool *p, nx_arena_t *scratch)
 
 /* ---- dispatcher: the loop ---------------------------------------------------- */
 
-static bool connect_queue(struct pool *p, nx_arena_t *scratch)
+/* The LISTEN connection of its own: a failure is not fatal (the poll goes
+ * on), so it is retried every RELISTEN_US rather than holding up the queue. */
+static void connect_listen(struct pool *p)
+{
+    if (p->wake != WAKE_OWN || (p->ldb && nx_db_ok(p->ldb)) ||
+        nx_time_mono_us() < p->relisten_at)
+        return;
+    nx_db_free(p->ldb);
+    p->ldb = NULL;
+    nx_err_t err = {0};
+    if (nx_db_listen_open(&p->ldb, p->target.listen_conninfo, NX_JOBS_CHANNEL, &err) == NX_OK) {
+        p->relistened = true;
+        return;
+    }
+    p->relisten_at = nx_time_mono_us() + RELISTEN_US;
+    nx_log(NX_LOG_WARN, "job queue: could not listen for new jobs; polling meanwhile",
+           NX_LS("error", why(&err)));
+}
+
+static bool connect_queue(struct pool *p)
 {
     nx_err_t err = {0};
+    connect_listen(p);
     if (p->db && nx_db_ok(p->db))
         return true;
     p->lost = p->lost || p->db != NULL;
     nx_db_free(p->db);
     p->db = NULL;
     int64_t t0 = nx_time_mono_us();
-    int rc = nx_db_connect(&p->db, p->conninfo, p->role[0] ? p->role : NULL, &err);
+    int rc = nx_db_target_connect(&p->target, NX_DB_WORKER, &p->db, &err);
     nx_metrics_db_connect(p->lost, rc == NX_OK, nx_time_mono_us() - t0);
-    if (rc == NX_OK && nx_db_exec_sql(p->db, scratch, "LISTEN " NX_JOBS_CHANNEL, NULL, &err) ==
-                           NX_OK) {
+    if (rc == NX_OK &&
+        (p->wake != WAKE_QUEUE || nx_db_listen(p->db, NX_JOBS_CHANNEL, &err) == NX_OK)) {
         p->lost = false;
+        p->relistened = true;
         return true;
     }
     nx_log(NX_LOG_WARN, "job queue: could not connect to the database",
@@ -598,11 +633,14 @@ static void wait_event(struct pool *p, struct timers *t, int free, int ncarry)
     until = earliest(until, t->follow_up);
     if (stopping)
         until = earliest(now + 100000, deadline);
+    if (p->wake == WAKE_OWN && !p->ldb)
+        until = earliest(until, p->relisten_at);
     int64_t ms = (until - now + 999) / 1000;
     if ((t->want_claim && free > 0 && !stopping) || ms < 0)
         ms = 0;
     nx_err_t err = {0};
-    int rc = nx_db_wait_notify(p->db, p->wake_fd, (int)(ms > 60000 ? 60000 : ms), &err);
+    nx_db_t *listening = p->wake == WAKE_QUEUE ? p->db : p->wake == WAKE_OWN ? p->ldb : NULL;
+    int rc = nx_db_wait_notify(listening, p->wake_fd, (int)(ms > 60000 ? 60000 : ms), &err);
     uint64_t junk;
     while (read(p->wake_fd, &junk, sizeof(junk)) > 0)
         ;
@@ -624,7 +662,7 @@ static void *dispatcher_main(void *arg)
     while (scratch && v && carry) {
         nx_arena_reset(scratch);
         bool stopping = is_stopping(p);
-        if (!connect_queue(p, scratch)) {
+        if (!connect_queue(p)) {
             if (stopping)
                 break; /* nothing can be written back: leases will expire */
             nap(p, backoff / 1000);
@@ -632,6 +670,10 @@ static void *dispatcher_main(void *arg)
             continue;
         }
         backoff = 250000;
+        if (p->relistened) { /* what was notified before the LISTEN is not lost */
+            p->relistened = false;
+            t.want_claim = true;
+        }
         flush(p, scratch, v, carry, &ncarry);
         if (stopping && drain_step(p, scratch, v, ncarry))
             break;
@@ -677,13 +719,14 @@ static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
     p->retry_delay = s->job_retry_delay;
     p->poll_ms = s->job_poll_ms;
     p->retention_days = s->job_retention_days;
+    p->target = *t;
+    p->target.priv = NULL;
+    p->wake = t->listen_conninfo[0] ? WAKE_OWN : t->pooled ? WAKE_POLL : WAKE_QUEUE;
     p->cache_ttl = s->ai_cache_ttl;
     p->idempotency_hours = s->idempotency_ttl_hours;
     bool gemini = s->ai_provider == NX_AI_GEMINI;
     snprintf(p->provider, sizeof(p->provider), "%s", gemini ? "gemini" : "local");
     snprintf(p->model, sizeof(p->model), "%s", gemini ? s->gemini_model : NX_LOCAL_MODEL);
-    snprintf(p->conninfo, sizeof(p->conninfo), "%s", t->worker_conninfo);
-    snprintf(p->role, sizeof(p->role), "%s", t->worker_role);
     char host[64] = "host", id[37];
     gethostname(host, sizeof(host) - 1);
     host[nx_utf8_valid_prefix(host, strlen(host))] = '\0'; /* the owner is stored as text */
@@ -709,6 +752,7 @@ static void pool_free(struct pool *p)
         nx_attempt_free(a);
     }
     nx_db_free(p->db);
+    nx_db_free(p->ldb);
     close(p->wake_fd);
     nx_free(p->executors);
     pthread_cond_destroy(&p->cv);
@@ -732,6 +776,13 @@ int nx_jobs_start(const nx_settings_t *s, const nx_db_target_t *t, nx_err_t *err
 {
     if (s->worker_concurrency <= 0 || atomic_load(&running_pool))
         return NX_OK;
+    /* a DATABASE_LISTEN_URL that cannot work is refused now, not retried */
+    if (t->listen_conninfo[0]) {
+        nx_db_t *probe = NULL;
+        if (nx_db_listen_open(&probe, t->listen_conninfo, NX_JOBS_CHANNEL, err) != NX_OK)
+            return err->code;
+        nx_db_free(probe);
+    }
     nx_provider_global_init();
     nx_provider_abort(false);
     struct pool *p = pool_new(s, t);
@@ -749,7 +800,7 @@ int nx_jobs_start(const nx_settings_t *s, const nx_db_target_t *t, nx_err_t *err
     }
     atomic_store(&running_pool, p);
     nx_log(NX_LOG_INFO, "job workers started", NX_LI("concurrency", p->concurrency),
-           NX_LS("worker_id", p->owner),
+           NX_LS("worker_id", p->owner), NX_LS("wake", p->wake == WAKE_POLL ? "poll" : "notify"),
            NX_LS("provider", s->ai_provider == NX_AI_GEMINI ? "gemini" : "local"));
     return NX_OK;
 }

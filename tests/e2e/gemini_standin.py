@@ -9,6 +9,9 @@ candidates[0].content.parts[].text. Modes (changeable while running):
   malformed  HTTP 200 whose body is not a generateContent answer
   slow       sleeps `delay` seconds, then answers as ok
   flaky      every request whose sequence number is odd gets a 500, the rest ok
+  jitter     sleeps a random 0..`delay` seconds, then a 500 with probability
+             `fail_rate`, else ok (the fleet's provider: slow enough for
+             attempts to overlap if the queue let them, failing now and then)
 
 In any mode a prompt containing FAIL_MARKER gets a 500, so one worker can
 see some jobs fail and others succeed. Requests without x-goog-api-key are
@@ -20,6 +23,7 @@ Run alone: python3 gemini_standin.py [MODE] [DELAY] - prints the base URL.
 """
 import hashlib
 import json
+import random
 import sys
 import threading
 import time
@@ -28,20 +32,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FAIL_MARKER = "PLEASE-FAIL-THIS-JOB"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a worker killed mid-call resets its connection: expected, not news
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Standin:
     def __init__(self, mode="ok", delay=3.0):
         self.mode = mode
         self.delay = delay
         self.error_message = "An internal error has occurred."  # the 500s' error.message
         self.summary = None  # when set, the summary answered for every summarise prompt
+        self.fail_rate = 0.0  # jitter mode: the share of attempts answered with a 500
         self.lock = threading.Lock()
         self.requests = []          # dicts: t, t_end, path, key, fingerprint, status
         self.inflight = {}          # fingerprint -> count
         self.overlaps = 0           # a text already being served arrived again
         self.seq = 0
         handler = type("Handler", (_Handler,), {"standin": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -139,6 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.headers.get("x-goog-api-key"):
             self._error(403, "API key missing", "PERMISSION_DENIED")
             return 403
+        if mode == "jitter":
+            time.sleep(random.uniform(0, s.delay))
+            if random.random() < s.fail_rate:
+                mode = "500"
         if FAIL_MARKER in prompt or mode == "500" or (mode == "flaky" and seq % 2 == 1):
             self._error(500, s.error_message, "INTERNAL")
             return 500

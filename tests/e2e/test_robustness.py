@@ -449,6 +449,30 @@ def test_sigterm_finishes_in_flight_request_then_exits_0(server_factory):
     assert any(l.get("msg") == "shutting down" for l in lines)
 
 
+def test_sigterm_serves_a_request_on_a_connection_made_before_it(server_factory):
+    """A connection opened before SIGTERM whose request arrives just after it
+    (a load balancer's, typically) is answered, not cut: found by the fleet
+    run (issue 18), where such a POST got a 502. A connection that stays
+    idle holds the shutdown a moment, not the whole DRAIN_TIMEOUT."""
+    server = server_factory(DRAIN_TIMEOUT=30)
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    time.sleep(0.3)  # both accepted by the server, nothing sent yet
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: after-sigterm\r\n\r\n")
+    resp = recv_until_closed_or_response(s, 10)
+    s.close()
+    assert resp.startswith(b"HTTP/1.1 200"), resp[:200]
+    assert b"connection: close" in resp.lower()
+    assert server.proc.wait(timeout=30) == 0
+    assert time.monotonic() - t0 < 10, "an idle connection held the drain"
+    idle.close()
+    done = [l for l in server.log_lines() if l.get("request_id") == "after-sigterm"]
+    assert done and done[0]["status"] == 200, done
+
+
 def test_drain_timeout_bounds_shutdown(server_factory):
     """A request that never completes holds shutdown only DRAIN_TIMEOUT long."""
     server = server_factory(DRAIN_TIMEOUT=1)

@@ -154,4 +154,4 @@ def test_tenant_pipeline_in_c(db):
     r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert "PASSED  ] 8 test(s)" in out and "SKIPPED" not in out, out
+    assert "PASSED  ] 9 test(s)" in out and "SKIPPED" not in out, out

@@ -20,6 +20,7 @@ static const char *const managed[] = {
     "PORT", "HTTP_THREADS", "LOG_LEVEL", "LOG_FORMAT", "PUBLIC_URL", "AI_PROVIDER",
     "NEXUS_DATA_DIR", "APP_NAME", "HOST", "JWT_PREVIOUS_SECRET_KEY",
     "JWT_PREVIOUS_SECRET_UNTIL", "METRICS_TOKEN", "WORKER_METRICS_PORT",
+    "DATABASE_POOL_MODE", "DATABASE_LISTEN_URL",
 };
 
 static char tmpdir[64];
@@ -70,6 +71,8 @@ static void test_defaults(void **state)
     assert_string_equal(s.data_dir, "./.nexus");
     assert_int_equal(s.job_max_attempts, 3);
     assert_int_equal(s.job_retry_delay, 5);
+    assert_int_equal(s.db_pool_mode, NX_DB_POOL_SESSION);
+    assert_null(s.listen_database_url);
     nx_settings_release(&s);
 }
 
@@ -100,6 +103,9 @@ static void test_bad_values(void **state)
     expect_error("PUBLIC_URL", "ftp://x", "URL");
     expect_error("AI_PROVIDER", "openai", "local, gemini");
     expect_error("JWT_EXPIRATION_MINUTES", "-5", "between");
+    expect_error("DATABASE_POOL_MODE", "statement", "session, transaction");
+    /* a pooler is in front of an external database only */
+    expect_error("DATABASE_POOL_MODE", "transaction", "DATABASE_URL");
 }
 
 static void test_secret_rules(void **state)

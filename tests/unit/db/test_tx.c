@@ -242,12 +242,43 @@ static void test_skipped_prepare_is_redone(void **state)
     assert_true(nx_db_ok(app));
 }
 
+/* Behind a transaction pooler (DATABASE_POOL_MODE=transaction) nothing may
+ * stay in the server session: an unnamed connection's tenant transactions
+ * leave no prepared statement, and still see only their tenant's rows. */
+static void test_unnamed_statements_leave_nothing(void **state)
+{
+    (void)state;
+    NEED_DB();
+    static const nx_stmt_t prepared = {
+        "test_prepared_count", "SELECT count(*) FROM pg_prepared_statements", 0};
+    nx_err_t err = {0};
+    nx_db_t *db;
+    assert_int_equal(nx_db_connect(&db, url, "nexus_app", &err), NX_OK);
+    nx_db_set_unnamed(db);
+    for (int round = 0; round < 2; round++) {
+        nx_tx_t *tx = nx_tx_new(db, arena, ORG1, ADMIN1, NX_TX_ADMIN);
+        const char *p[] = {ORG1};
+        int mine = nx_tx_add(tx, &users_of_org, p);
+        int all = nx_tx_add(tx, &all_users, NULL);
+        int count = nx_tx_add(tx, &prepared, NULL);
+        assert_int_equal(nx_tx_run(tx, &err), NX_OK);
+        assert_string_equal(nx_tx_role(tx), "admin");
+        assert_int_equal(nx_res_rows(nx_tx_res(tx, mine)), nx_res_rows(nx_tx_res(tx, all)));
+        assert_string_equal(nx_res_get(nx_tx_res(tx, count), 0, 0), "0");
+    }
+    nx_db_free(db);
+    /* the default connection prepares them, which is what the check sees */
+    nx_res_t *r;
+    assert_int_equal(nx_db_exec(app, arena, &prepared, NULL, &r, &err), NX_OK);
+    assert_int_not_equal(strcmp(nx_res_get(r, 0, 0), "0"), 0);
+}
+
 static void test_lost_connection_reopens(void **state)
 {
     (void)state;
     NEED_DB();
     nx_err_t err = {0};
-    nx_db_set_runtime(url, "nexus_app");
+    nx_db_set_runtime(url, "nexus_app", false);
     nx_db_t *t = nx_db_thread(&err);
     assert_non_null(t);
     assert_ptr_equal(nx_db_thread(&err), t);
@@ -300,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_failure_rolls_back_whole_pipeline),
         cmocka_unit_test(test_rls_refuses_other_org_insert),
         cmocka_unit_test(test_skipped_prepare_is_redone),
+        cmocka_unit_test(test_unnamed_statements_leave_nothing),
         cmocka_unit_test(test_lost_connection_reopens),
         cmocka_unit_test(test_bad_conninfo_is_unavailable),
     };
