@@ -60,5 +60,8 @@ uint64_t nx_hash_str(const char *s);
 
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void nx_hex(const unsigned char *in, size_t n, char *out);
+/* The bytes of exactly 2n hex digits (either case) into out[n]. NX_OK, or
+ * NX_EINVAL for any other length or character. */
+int nx_unhex(const char *hex, unsigned char *out, size_t n);
 
 #endif
