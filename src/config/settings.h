@@ -57,6 +57,15 @@ struct nx_settings {
     char *gemini_model;
     char *gemini_base_url;
     int gemini_timeout;           /* seconds */
+    /* webhooks */
+    int webhook_timeout;             /* seconds */
+    int webhook_max_attempts;
+    int webhook_retry_base_ms;       /* first retry delay; each next one x4 */
+    int webhook_disable_after_hours; /* 0: never disabled */
+    bool webhook_allow_http;
+    char *webhook_allow_networks;    /* CIDRs, checked at load */
+    int webhook_concurrency;         /* deliveries in flight per worker process */
+    int credits_low_threshold;
     /* API versions */
     long long api_v1_deprecated_at; /* Unix seconds; 0: v1 not deprecated */
     long long api_v1_sunset;        /* Unix seconds; 0: no sunset announced */
