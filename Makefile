@@ -16,6 +16,7 @@ ASAN    := build/asan
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
+WEBHOOKS_STAMP := tests/e2e/webhooks/node_modules/.package-lock.json
 
 .PHONY: all build deps web run test unit e2e bench bench-quick clean format
 
@@ -36,6 +37,11 @@ $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# Standard Webhooks' verification library the webhook tests check signatures with.
+$(WEBHOOKS_STAMP): tests/e2e/webhooks/package.json tests/e2e/webhooks/package-lock.json
+	@cd tests/e2e/webhooks && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 build: deps web
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target nexusapi
@@ -47,13 +53,13 @@ build-asan: deps web
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build build-asan $(OIDC_STAMP)
+test: deps build build-asan $(OIDC_STAMP) $(WEBHOOKS_STAMP)
 	@$(MAKE) --no-print-directory unit e2e
 
 unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-e2e: $(OIDC_STAMP)
+e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 bench: deps build
