@@ -338,7 +338,7 @@ static int check_form(nx_arena_t *arena, const char *url, nx_httpc_url_t *u, con
         return NX_EVALIDATION;
     }
     struct in_addr a;
-    if (ends_in_number(*host) && inet_pton(AF_INET, *host, &a) != 1) {
+    if (!strchr(*host, ':') && ends_in_number(*host) && inet_pton(AF_INET, *host, &a) != 1) {
         *why = "names an IPv4 address in a form other than dotted decimal (a.b.c.d)";
         return NX_EVALIDATION;
     }

@@ -325,8 +325,9 @@ static const nx_stmt_t st_prune = {
     "DELETE FROM webhook_events ev USING ("
     " SELECT e.organisation_id, e.id FROM webhook_events e"
     " WHERE e.created_at < now() - make_interval(days => $1::int)"
-    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.organisation_id = e.organisation_id"
-    " AND d.event_id = e.id AND d.lease_owner IS NOT NULL)"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+    " WHERE d.organisation_id = e.organisation_id AND d.event_id = e.id"
+    " AND d.lease_owner IS NOT NULL)"
     " ORDER BY e.created_at LIMIT $2::int"
     ") x WHERE ev.organisation_id = x.organisation_id AND ev.id = x.id",
     2,
