@@ -131,10 +131,23 @@ CREATE POLICY tenant_isolation ON webhook_deliveries TO nexus_app
 -- the statement that completes a batch of jobs of any organisation; claims
 -- read endpoints, deliveries and events of any organisation and update
 -- endpoints (their lease and failure state) and deliveries; the retention
--- prune deletes old events (their deliveries go with them).
+-- prune deletes old events (their deliveries go with them). nexus_worker
+-- inherits nexus_app's column grants on endpoints, so its door checks that
+-- what an endpoint's owner set - URL, events, description, secrets - is
+-- what it was.
 CREATE POLICY worker_read ON webhook_endpoints FOR SELECT TO nexus_worker USING (true);
 CREATE POLICY worker_update ON webhook_endpoints FOR UPDATE TO nexus_worker
-    USING (true) WITH CHECK (true);
+    USING (true)
+    WITH CHECK (EXISTS (SELECT 1 FROM webhook_endpoints o
+                        WHERE o.organisation_id = webhook_endpoints.organisation_id
+                        AND o.id = webhook_endpoints.id
+                        AND (o.url, o.description, o.events, o.secret, o.previous_secret,
+                             o.previous_secret_expires_at)
+                            IS NOT DISTINCT FROM
+                            (webhook_endpoints.url, webhook_endpoints.description,
+                             webhook_endpoints.events, webhook_endpoints.secret,
+                             webhook_endpoints.previous_secret,
+                             webhook_endpoints.previous_secret_expires_at)));
 CREATE POLICY worker_read ON webhook_events FOR SELECT TO nexus_worker USING (true);
 CREATE POLICY worker_outbox ON webhook_events FOR INSERT TO nexus_worker WITH CHECK (true);
 CREATE POLICY worker_prune ON webhook_events FOR DELETE TO nexus_worker USING (true);
