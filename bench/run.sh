@@ -2,12 +2,14 @@
 # bench/run.sh - NexusAPI benchmark (issue 6). `make bench` / `make bench-quick`.
 #
 # Starts a private PostgreSQL cluster and `nexusapi serve` on 127.0.0.1,
-# runs S1-S3 (wrk), their pgbench bounds, Q1 (queue drain) and M1 (memory),
+# runs S1-S3 (wrk), their pgbench bounds, Q1 (queue drain), W1 (webhooks) and
+# M1 (memory),
 # prints a summary and writes docs/benchmarks.md (quick runs:
 # build/bench/benchmarks-quick.md). Everything it starts stops on exit.
 #
 # Environment: BENCH_QUICK=1 (a few seconds per scenario, 1 round, 2,000 Q1
-# jobs), BENCH_DURATION, BENCH_RUNS, BENCH_Q1_JOBS, BENCH_NOTE (history label),
+# jobs), BENCH_DURATION, BENCH_RUNS, BENCH_Q1_JOBS, BENCH_W1_EVENTS, BENCH_W1_RATE
+# (jobs submitted per second in W1), BENCH_NOTE (history label),
 # BENCH_KEEP=1 (keep the temp dir), BENCH_ONLY=S2,M1 (a subset; quick runs only
 # write build/bench), BENCH_PROFILE=S1 (perf record an extra run),
 # BENCH_CONNECTIONS=16 (wrk connections instead of 64; build/bench only), NEXUS_BIN;

@@ -107,7 +107,7 @@ def agg(runs):
 
 def compute(res):
     sc = res["scenarios"]
-    a = {k: agg(v) for k, v in sc.items() if k not in ("Q1", "M1")}
+    a = {k: agg(v) for k, v in sc.items() if k not in ("Q1", "M1", "W1")}
     bound = {}
     for s, b in (("S2", "B2"), ("S3", "B3")):
         tps = {int(k.split("/")[1]): x["rps"] for k, x in a.items() if k.startswith(b + "/")}
@@ -167,6 +167,19 @@ def targets(res, a, bound, T):
     q = (res["scenarios"].get("Q1") or [None])[0]
     row("Q1 drain", None if not q else (q["jobs_s"] >= T["q1_jobs_s"] and "invalid" not in q),
         f(q["jobs_s"], 0, " jobs/s") if q else "not available", f"≥ {T['q1_jobs_s']:,.0f} jobs/s")
+    wh = (res["scenarios"].get("W1") or [None])[0]
+    if wh:
+        notes["W1 webhook deliveries"] = (f"jobs submitted at {wh['rate']:,}/s; per delivery: worker "
+                                          f"{f(wh['worker_us'])} µs, PostgreSQL {f(wh['pg_us'])} µs; "
+                                          f"load {f(wh['load1'], 2)}")
+    row("W1 webhook deliveries",
+        None if not wh else (wh["deliveries_s"] >= T["w1_deliveries_s"] and "invalid" not in wh),
+        f(wh["deliveries_s"], 0, " /s") if wh else "not available",
+        f"≥ {T['w1_deliveries_s']:,.0f} /s")
+    row("W1 completion to receiver p50",
+        None if not wh or wh["p50"] is None else wh["p50"] <= T["w1_p50_ms"],
+        f(wh["p50"], 1, " ms") + f" (p99 {f(wh['p99'], 1)} ms)" if wh else "not available",
+        f"≤ {T['w1_p50_ms']:.0f} ms")
     m = (res["scenarios"].get("M1") or [None])[0]
     row("M1 RSS with 1,000 idle connections",
         None if not m or not m.get("held_kb") else (m["held_kb"] / 1024 <= T["m1_mb"] and "invalid" not in m),
@@ -253,6 +266,22 @@ def results_block(res, quick, T):
             w(f"| {t['per']:.3f} | {t['rows_per']:.2f} | {f(t.get('us_per_call'), 1)} | `{esc(t['query'])}` |")
         w("\n</details>\n")
 
+    wh = (res["scenarios"].get("W1") or [None])[0]
+    if wh:
+        w(f"### W1 webhook deliveries (nexusapi worker, WORKER_CONCURRENCY={wh['concurrency']}, "
+          "one endpoint per organisation, a local receiver answering 204)\n")
+        w("| events | delivered | requests | seconds | **deliveries/s** | jobs submitted at | "
+          "**p50 ms** completion → receiver | p99 ms | max ms | worker µs/delivery | "
+          "PostgreSQL µs/delivery | load | other CPU |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w(f"| {wh['events']:,} | {wh['delivered']:,} | {wh['requests']:,} | {wh['seconds']:.2f} | "
+          f"**{f(wh['deliveries_s'])}** | {wh['rate']:,}/s | **{f(wh['p50'], 1)}** | {f(wh['p99'], 1)} | "
+          f"{f(wh['max'], 1)} | {f(wh['worker_us'])} | {f(wh['pg_us'])} | {f(wh['load1'], 2)} | "
+          f"{f(wh['other_pct'])}% |")
+        if wh.get("invalid"):
+            w(f"\n⚠ {wh['invalid']}")
+        w("")
+
     mm = (res["scenarios"].get("M1") or [None])[0]
     if mm:
         w("### M1 memory\n")
@@ -267,7 +296,7 @@ def results_block(res, quick, T):
             w(f"\n⚠ {mm['invalid']}")
         w("")
 
-    w("### Targets (issue 6)\n")
+    w("### Targets (issue 6; W1: issue 14)\n")
     w("| target | figure | wanted | | figures behind it |\n|---|---|---|---|---|")
     for name, fig, want, verdict, note in targets(res, a, bound, T):
         w(f"| {name} | {fig} | {want} | **{verdict}** | {note} |")
