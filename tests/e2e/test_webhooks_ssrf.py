@@ -75,22 +75,42 @@ def test_own_listening_address_refused_even_when_allowed(db, server_factory):
     assert r.status == 422 and "own address" in r.json()["errors"][0]["message"], r.body
 
 
+# URLs an endpoint may hold from before a rule (or a setting) changed:
+# written as the owner, then refused at delivery - no request leaves
+STORED = [
+    ("http://10.0.0.1:9/x", "10.0.0.1, a private address"),
+    ("http://172.16.0.1:9/x", "172.16.0.1, a private address"),
+    ("http://192.168.1.1:9/x", "192.168.1.1, a private address"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254, a link-local address"),
+    ("http://100.64.0.1:9/x", "100.64.0.1, a shared (carrier-grade NAT) address"),
+    ("http://[::ffff:127.0.0.1]:9/x", "::ffff:127.0.0.1, an IPv4-mapped address"),
+    ("http://2130706433:9/x", "dotted decimal"),
+    ("http://user:secret@127.0.0.1:9/x", "user name or password"),
+]
+
+
 def test_delivery_refused_at_the_worker_logged_not_retried(db, server_factory, receiver):
     # the API allows loopback receivers; the worker that delivers does not
     allowed = {"WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8,::1/128"}
     server = server_factory(**allowed)
     t = Tenant(db)
-    by_ip = create_hook(server, t, receiver.url("/ip"))
-    by_name = create_hook(server, t, f"http://localhost:{receiver.port}/name")
+    hooks = [(create_hook(server, t, receiver.url("/ip"))["id"], "127.0.0.1, a loopback address"),
+             (create_hook(server, t, f"http://[::1]:{receiver.port}/v6")["id"],
+              "::1, a loopback address"),
+             (create_hook(server, t, f"http://localhost:{receiver.port}/name")["id"], "loopback")]
+    for url, why in STORED:
+        hooks.append((db.sql("INSERT INTO webhook_endpoints (organisation_id, url, events, secret) "
+                             f"VALUES ('{t.org_id}', '{url}', ARRAY['job.completed'], "
+                             "decode(repeat('ab', 32), 'hex')) RETURNING id").splitlines()[0], why))
     w = Worker(db, WEBHOOK_ALLOW_HTTP="true", JOB_POLL_INTERVAL_MS=100)
     try:
         wait_job(server, t, submit(server, t).json()["job_id"])
-        for hook, why in ((by_ip, "127.0.0.1, a loopback address"), (by_name, "loopback")):
-            d = wait_delivery(server, t, hook["id"], "failed", timeout=20)[0]
+        for hook, why in hooks:
+            d = wait_delivery(server, t, hook, "failed", timeout=20)[0]
             assert len(d["attempts"]) == 1, d  # not retried (WEBHOOK_MAX_ATTEMPTS is 8)
             a = d["attempts"][0]
             assert a["status_code"] is None and a["error"].startswith("refused") and why in \
-                a["error"], a
+                a["error"], (hook, a)
         lines = wait_for(lambda: [l for l in w.log_lines()
                                   if l.get("msg") == "webhook delivery failed for good"], 10,
                          what="the refusals logged")
