@@ -9,8 +9,10 @@
  * form, then every address its host resolves to. Resolving a name may take
  * seconds, so that check and the statements after it run on an offload
  * thread (nx_req_offload), in a tenant transaction of that thread's own
- * connection. Secrets are 32 random bytes made here, stored as bytes and
- * shown once, as "whsec_" + base64, in the answer that made them.
+ * connection whose user check runs first, alone: only an admin of the
+ * organisation makes the server resolve a name. Secrets are 32 random bytes
+ * made here, stored as bytes and shown once, as "whsec_" + base64, in the
+ * answer that made them.
  * "At most NX_WEBHOOK_MAX_ENDPOINTS per organisation" is the create
  * statement's own condition, behind a transaction advisory lock on the
  * organisation taken by the statement before it (a new snapshot then sees
@@ -209,8 +211,13 @@ static int new_secret(struct input *in, nx_err_t *err)
 
 /* ---- offloaded work: the URL's addresses, then the statements ------------------- */
 
-/* The request's tenant transaction on this (offload) thread's connection. */
-static nx_tx_t *offload_tx(nx_req_t *req, nx_err_t *err)
+/*
+ * The request's tenant transaction on this (offload) thread's connection,
+ * once the caller is known to be an admin of the organisation (the check
+ * runs alone first: a member never makes us resolve a name), and once
+ * every address the URL's host resolves to is one webhooks may reach.
+ */
+static nx_tx_t *checked_tx(nx_req_t *req, const char *url, nx_err_t *err)
 {
     nx_db_t *db = nx_db_thread(err);
     nx_tx_t *tx = db ? nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id,
@@ -218,21 +225,18 @@ static nx_tx_t *offload_tx(nx_req_t *req, nx_err_t *err)
                      : NULL;
     if (db && !tx)
         nx_err_set(err, NX_ENOMEM, NULL);
-    if (tx)
-        req->tx = tx; /* the caller stage reads whether its check ran */
-    return tx;
-}
-
-/* Every address the URL's host resolves to must be one webhooks may reach. */
-static int check_addresses(nx_req_t *req, const char *url, nx_err_t *err)
-{
+    if (!tx)
+        return NULL;
+    req->tx = tx; /* the caller stage reads whether its check ran */
+    if (nx_tx_run(tx, err) != NX_OK)
+        return NULL;
     const char *why = NULL;
     int rc = nx_webhook_url_check(req->arena, url, true, &why);
     if (rc == NX_EVALIDATION)
         nx_err_field(err, "url", "%s", why);
     else if (rc)
         nx_err_set(err, rc, NULL);
-    return rc;
+    return rc ? NULL : tx;
 }
 
 static const char *location(nx_req_t *req, const char *id)
@@ -244,10 +248,10 @@ static const char *location(nx_req_t *req, const char *id)
 static int create_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct input *in = ud;
-    int rc = check_addresses(req, in->url, err);
-    nx_tx_t *tx = rc ? NULL : offload_tx(req, err);
+    nx_tx_t *tx = checked_tx(req, in->url, err);
     if (!tx)
         return err->code;
+    int rc;
     char max[8];
     snprintf(max, sizeof(max), "%d", NX_WEBHOOK_MAX_ENDPOINTS);
     const char *lock[] = {req->auth.org_id};
@@ -295,8 +299,7 @@ static int patch_run(nx_req_t *req, nx_tx_t *tx, const struct input *in, nx_err_
 static int patch_work(nx_req_t *req, void *ud, nx_err_t *err)
 {
     struct input *in = ud;
-    int rc = check_addresses(req, in->url, err);
-    nx_tx_t *tx = rc ? NULL : offload_tx(req, err);
+    nx_tx_t *tx = checked_tx(req, in->url, err);
     return tx ? patch_run(req, tx, in, err) : err->code;
 }
 
