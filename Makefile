@@ -17,8 +17,14 @@ PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 WEBHOOKS_STAMP := tests/e2e/webhooks/node_modules/.package-lock.json
+DASH    := web/dashboard
+DASH_STAMP := $(DASH)/node_modules/.package-lock.json
+DASH_DIST := $(DASH)/dist/index.html
+DASH_SRC := $(shell find $(DASH)/src -type f 2>/dev/null) $(DASH)/index.html \
+            $(DASH)/vite.config.js $(DASH)/compress.mjs
+BROWSER_STAMP := tests/e2e/browser/node_modules/.package-lock.json
 
-.PHONY: all build deps web run test unit e2e bench bench-quick clean format
+.PHONY: all build deps web dashboard chromium run test unit e2e bench bench-quick clean format
 
 all: build
 
@@ -32,6 +38,17 @@ $(NPM_STAMP): web/package.json web/package-lock.json | deps
 
 web: $(NPM_STAMP)
 
+# The dashboard (web/dashboard): Preact and uPlot compiled by Vite into
+# dist/, gzip copies beside; CMake embeds dist/ into the binary.
+$(DASH_STAMP): $(DASH)/package.json $(DASH)/package-lock.json | deps
+	@cd $(DASH) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(DASH_DIST): $(DASH_STAMP) $(DASH_SRC)
+	@cd $(DASH) && npm run --silent build >/dev/null
+
+dashboard: $(DASH_DIST)
+
 # The certified OpenID provider the sign-in tests run (tests/e2e/oidc).
 $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
@@ -42,24 +59,34 @@ $(WEBHOOKS_STAMP): tests/e2e/webhooks/package.json tests/e2e/webhooks/package-lo
 	@cd tests/e2e/webhooks && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
-build: deps web
+# The browser tests (tests/e2e/browser): playwright-core and axe-core, and
+# Debian's chromium (installed when we may; otherwise those tests skip).
+$(BROWSER_STAMP): tests/e2e/browser/package.json tests/e2e/browser/package-lock.json
+	@cd tests/e2e/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+chromium:
+	@NEXUS_DEPS_PACKAGES="chromium fonts-dejavu-core" bash scripts/install-deps.sh || \
+	  echo "chromium is not installed: the browser tests will be skipped" >&2
+
+build: deps web dashboard
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target nexusapi
 
-build-asan: deps web
+build-asan: deps web dashboard
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DNX_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
 
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build build-asan $(OIDC_STAMP) $(WEBHOOKS_STAMP)
+test: deps build build-asan $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP) chromium
 	@$(MAKE) --no-print-directory unit e2e
 
 unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP)
+e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 bench: deps build

@@ -37,6 +37,8 @@ CREATE TABLE jobs (
     -- API v2's metadata, returned as given (json keeps the client's order)
     metadata         json NOT NULL DEFAULT '{}'::json
                      CONSTRAINT jobs_metadata_check CHECK (json_typeof(metadata) = 'object'),
+    -- SHA-256 of the text: the AI-result cache finds identical jobs by it
+    input_hash       bytea,
     PRIMARY KEY (organisation_id, id),
     -- a running job always has a lease; no other state has one
     CONSTRAINT jobs_lease_check CHECK ((status = 'running') =
@@ -65,6 +67,9 @@ CREATE INDEX jobs_organisation_id_status_created_at_idx
 CREATE INDEX jobs_claim_idx ON jobs (run_at) WHERE status = 'pending';
 -- running jobs whose worker died: claimable again once the lease expires
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'running';
+-- the AI-result cache: an organisation's completed jobs by type and text
+CREATE INDEX jobs_result_cache_idx ON jobs (organisation_id, job_type, input_hash, completed_at)
+    WHERE status = 'completed';
 -- finished jobs by age, for the retention prune
 CREATE INDEX jobs_finished_updated_at_idx
     ON jobs (updated_at) WHERE status IN ('completed', 'failed');

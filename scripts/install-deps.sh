@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libpq-dev libjansson-dev libcjose-dev
-  libcurl4-openssl-dev libssl-dev libcmocka-dev
+  libcurl4-openssl-dev libssl-dev libcmocka-dev libxxhash-dev
   postgresql postgresql-contrib
   nodejs npm
   python3 python3-pytest python3-jwt python3-cryptography

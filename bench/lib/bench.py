@@ -75,6 +75,11 @@ ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]  # e.g. S2,
 def wanted(sc):
     return not ONLY or sc in ONLY
 
+
+# S2 and S3 again with rate limits on (a second server; high enough never to
+# refuse), and S3 with an Idempotency-Key per request (issue 13)
+LIMITED = ("S2L", "S3L")
+
 TARGETS = {  # issue 6
     "s2_bound": 60.0, "s3_bound": 50.0, "s1_cpu_us": 20.0, "p99_ms": 10.0,
     "q1_jobs_s": 2000.0, "m1_mb": 30.0,
@@ -489,7 +494,10 @@ class Bench:
                                      "APP_DATABASE_URL", "WORKER_DATABASE_URL", "JWT_",
                                      "WORKER_", "LOG_", "AI_", "PG"))}
         keep.update({"DATABASE_URL": self.cl.dsn(db), "JWT_SECRET_KEY": self.secret,
-                     "JWT_EXPIRATION_MINUTES": "240", "WORKER_CONCURRENCY": "0"})
+                     "JWT_EXPIRATION_MINUTES": "240", "WORKER_CONCURRENCY": "0",
+                     # the reference runs without the limiter; S2L/S3L run a second
+                     # server with it on (LIMITED below); Q1 measures real work
+                     "RATE_LIMIT_REQUESTS": "0", "AI_CACHE_TTL_SECONDS": "0"})
         keep.update({k: str(v) for k, v in extra.items()})
         return keep
 
@@ -573,6 +581,13 @@ class Bench:
     def start_server(self):
         self.server = Server(self.tmp, self.env())
         self.server.wait_http()
+        self.limited = None
+        if any(wanted(k) for k in LIMITED):
+            # the same server with rate limits on, high enough never to refuse
+            self.limited = Server(self.tmp, self.env(RATE_LIMIT_REQUESTS=100000000,
+                                                     RATE_LIMIT_WINDOW_SECONDS=900),
+                                  name="server-limited")
+            self.limited.wait_http()
         cfg = run([BIN, "config"], env=self.server.env, cwd=self.tmp, check=False)
         keep = ("HTTP_", "WORKER_CONCURRENCY", "JOB_BATCH_SIZE", "JOB_POLL_INTERVAL_MS",
                 "LOG_LEVEL", "LOG_FORMAT", "AI_PROVIDER", "JWT_ALGORITHM")
@@ -596,8 +611,13 @@ class Bench:
         if not self.tokens:
             raise Unavailable(f"no tokens ({getattr(self, 'token_error', 'unknown')})")
         h = {"Authorization": "Bearer " + self.tokens[0]}
-        if sc == "S2":
-            st, _, body = http_req(self.server.port, "GET", "/api/v1/users?limit=20", headers=h)
+        port = self.server_of(sc).port
+        if sc == "S4":
+            h["Idempotency-Key"] = f"probe-{time.time()}"
+        if sc in ("S2", "S2L"):
+            st, hdrs, body = http_req(port, "GET", "/api/v1/users?limit=20", headers=h)
+            if sc == "S2L" and "ratelimit" not in {k.lower() for k in hdrs}:
+                raise Unavailable("the limited server answers without RateLimit headers")
             if st in (404, 405, 501):
                 raise Unavailable(f"GET /api/v1/users answered {st}: route not available yet")
             if st != 200:
@@ -605,9 +625,9 @@ class Bench:
             items = json.loads(body).get("items", [])
             if len(items) != 20:
                 raise Unavailable(f"GET /api/v1/users?limit=20 returned {len(items)} items, not 20")
-        elif sc == "S3":
+        elif sc in ("S3", "S3L", "S4"):
             h["Content-Type"] = "application/json"
-            st, _, body = http_req(self.server.port, "POST", "/api/v1/summarise",
+            st, _, body = http_req(port, "POST", "/api/v1/summarise",
                                    body=self.input_json, headers=h)
             if st in (404, 405, 501):
                 raise Unavailable(f"POST /api/v1/summarise answered {st}: route not available yet")
@@ -653,14 +673,19 @@ class Bench:
 
     # -- measured runs --------------------------------------------------------
 
+    def server_of(self, sc):
+        return self.limited if sc in LIMITED else self.server
+
     def wrk(self, sc, duration):
-        url = f"http://127.0.0.1:{self.server.port}"
+        url = f"http://127.0.0.1:{self.server_of(sc).port}"
         cmd = ["wrk", "-t", str(WRK_THREADS), "-c", str(CONNS), "-d", f"{duration}s",
                "--latency", "--timeout", "5s"]
         if sc == "S1":
             url += "/health"
         else:
-            cmd += ["-s", os.path.join(BENCH, {"S2": "s2_users.lua", "S3": "s3_summarise.lua"}[sc])]
+            script = {"S2": "s2_users.lua", "S3": "s3_summarise.lua", "S2L": "s2_users.lua",
+                      "S3L": "s3_summarise.lua", "S4": "s4_idempotent.lua"}[sc]
+            cmd += ["-s", os.path.join(BENCH, script)]
         env = dict(os.environ, BENCH_TOKENS=self.tokens_path, BENCH_BODY=self.body_path,
                    BENCH_DIR=BENCH)
         r = run(cmd + [url], env=env, timeout=duration + 60)
@@ -691,7 +716,7 @@ class Bench:
             cl.psql("SELECT pg_stat_statements_reset()")
         before = db_stats(cl, DBNAME)
         time.sleep(0.1)
-        win = CpuWindow(self.server.pid if key.startswith("S") else None, cl.pm_pid)
+        win = CpuWindow(self.server_of(key).pid if key.startswith("S") else None, cl.pm_pid)
         a = win.snap()
         load = os.getloadavg()[0]
         r = fn()
@@ -722,7 +747,7 @@ class Bench:
 
     def run_rounds(self):
         order = []
-        for sc in ("S1", "S2", "S3"):
+        for sc in ("S1", "S2", "S3", "S2L", "S3L", "S4"):
             if not wanted(sc):
                 continue
             try:
@@ -769,6 +794,9 @@ class Bench:
             pass
         self.server.stop()
         self.server = None
+        if self.limited:
+            self.limited.stop()
+            self.limited = None
 
     # -- Q1 -----------------------------------------------------------------------
 

@@ -180,6 +180,18 @@ def targets(res, a, bound, T):
         None if not wh or wh["p50"] is None else wh["p50"] <= T["w1_p50_ms"],
         f(wh["p50"], 1, " ms") + f" (p99 {f(wh['p99'], 1)} ms)" if wh else "not available",
         f"≤ {T['w1_p50_ms']:.0f} ms")
+    # issue 13: the limiter and idempotency keys against the same scenarios
+    for k, base, name in (("S2L", "S2", "S2 with rate limits on"), ("S3L", "S3", "S3 with rate limits on"),
+                          ("S4", "S3", "S4 (S3 + Idempotency-Key) vs S3")):
+        x, y = a.get(k), a.get(base)
+        if x and y and x["pg_us"] is not None and y["pg_us"] is not None:
+            notes[name] = (f"{f(x['rps'])} vs {f(y['rps'])} req/s; PostgreSQL "
+                           f"{f(x['pg_us'], 1)} vs {f(y['pg_us'], 1)} µs/req "
+                           f"({x['pg_us'] - y['pg_us']:+.1f}), statements "
+                           f"{f(x['stmts'], 2)} vs {f(y['stmts'], 2)}")
+        row(name, None if not x or not y or not y["rps"] else x["rps"] / y["rps"] >= 0.85,
+            f(100.0 * x["rps"] / y["rps"], 0, "%") if x and y and y["rps"] else "not available",
+            "≥ 85%")
     m = (res["scenarios"].get("M1") or [None])[0]
     row("M1 RSS with 1,000 idle connections",
         None if not m or not m.get("held_kb") else (m["held_kb"] / 1024 <= T["m1_mb"] and "invalid" not in m),
@@ -223,7 +235,8 @@ def results_block(res, quick, T):
       "| load gen µs/req | statements/req | WAL B/req | % of bound | other CPU |")
     w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"S1": "S1 GET /health", "S2": "S2 GET /api/v1/users?limit=20",
-             "S3": "S3 POST /api/v1/summarise", "B2/64": "bound S2, pgbench 64", "B2/16": "bound S2, pgbench 16",
+             "S3": "S3 POST /api/v1/summarise", "S2L": "S2, rate limits on",
+             "S3L": "S3, rate limits on", "S4": "S4 POST /api/v1/summarise + Idempotency-Key", "B2/64": "bound S2, pgbench 64", "B2/16": "bound S2, pgbench 16",
              "B3/64": "bound S3, pgbench 64", "B3/16": "bound S3, pgbench 16"}
     for k in sorted(a, key=lambda k: (k[1], 0 if k[0] == "S" else 1, -int(k.split("/")[1]) if "/" in k else 0)):
         names.setdefault(k, f"bound S{k[1]}, pgbench {k.split('/')[1]}" if "/" in k else k)
@@ -241,7 +254,7 @@ def results_block(res, quick, T):
             w(f"\n⚠ {k}: a run was invalid: {why}")
     w("")
 
-    for k in ("S2", "S3", "B2/64", "B3/64"):
+    for k in ("S2", "S3", "S2L", "S3L", "S4", "B2/64", "B3/64"):
         if k in a and a[k]["top"]:
             w(f"<details><summary>{names[k]}: statements per request (pg_stat_statements, last round)</summary>\n")
             w("| calls/req | rows/req | µs/call (executor) | statement |\n|---|---|---|---|")

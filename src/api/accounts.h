@@ -16,6 +16,9 @@ int nx_api_auth_login(nx_req_t *req, nx_err_t *err);
 int nx_api_auth_callback(nx_req_t *req, nx_err_t *err);
 int nx_api_auth_token(nx_req_t *req, nx_err_t *err);
 int nx_api_auth_logout(nx_req_t *req, nx_err_t *err);
+/* GET /auth/link?token=...: spends a one-time sign-in link (login_link.c);
+ * 302 to / with the session cookie, or a 401 (a browser: 302 to /?link=why). */
+int nx_api_auth_link(nx_req_t *req, nx_err_t *err);
 
 /* GET /api/v1/me */
 int nx_api_me_get(nx_req_t *req, nx_err_t *err);

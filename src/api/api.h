@@ -16,6 +16,25 @@
 #define NX_PAGE_DEFAULT 20
 #define NX_PAGE_MAX 100
 
+/* What the API's stages note on a request (req->app; on its arena). */
+typedef struct nx_api_req {
+    /* rate limit (ratelimit.c) */
+    int rl_take;           /* > 0: hits to reserve with the request's transaction */
+    bool rl_owns;          /* ... and this process's next reservation is that one */
+    long long rl_back_id;  /* a reservation to give unused hits back to */
+    int rl_back_n;
+    nx_tx_t *rl_tx;        /* the transaction that carries the reservation */
+    int rl_idx;            /* ... its statement there */
+    bool rl_counted;       /* the request counts: the RateLimit headers go out */
+    int rl_remaining, rl_reset;
+    /* idempotency (idempotency.c) */
+    const char *idem_key, *idem_hash;
+    bool idem_new;         /* the key is new: store the answer with the effects */
+} nx_api_req_t;
+
+/* The request's notes, made on first use; NULL on ENOMEM. */
+nx_api_req_t *nx_api_req(nx_req_t *req);
+
 /* The request pipeline (api/pipeline.c): every stage, in order. */
 extern const nx_stage_t nx_api_pipeline[];
 extern const size_t nx_api_pipeline_count;
@@ -30,6 +49,31 @@ int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err);
 int nx_api_stage_caller(nx_req_t *req, nx_err_t *err);
 /* RESPONSE: Deprecation, Sunset and Link on v1 answers when configured. */
 int nx_api_stage_versions(nx_req_t *req, nx_err_t *err);
+
+/* ---- production patterns (ratelimit.c, idempotency.c, caching.c) ---------- */
+
+/* HEADERS: the organisation's rate limit; 429 when this process knows the
+ * window is full, else admitted from its reservation or a reservation to
+ * take (nx_api_ratelimit_queue). */
+int nx_api_stage_rate_limit(nx_req_t *req, nx_err_t *err);
+/* Queues the request's reservation, if it needs one, on tx. NX_ENOMEM. */
+int nx_api_ratelimit_queue(nx_req_t *req, nx_tx_t *tx);
+/* Hits this process reserved for org_id and has not used yet (the window
+ * counts them already). */
+int nx_api_ratelimit_unused(const char *org_id);
+/* RESPONSE: books what the database granted; RateLimit-Policy and
+ * RateLimit on every counted answer. */
+int nx_api_stage_rate_limit_answer(nx_req_t *req, nx_err_t *err);
+/* REQUEST (before the handler): an Idempotency-Key on a POST: 400 for a
+ * bad key, 409 while in use, 422 when reused for another request, the
+ * stored answer replayed, or the request's transaction held open so that
+ * its answer is stored with its effects. */
+int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err);
+/* RESPONSE: stores a new key's answer and commits, in one round trip. */
+int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err);
+/* RESPONSE (after respond): ETag and Cache-Control on a 200 GET under
+ * /api/, and 304 when If-None-Match matches. */
+int nx_api_stage_etag(nx_req_t *req, nx_err_t *err);
 
 /* ---- the tenant transaction (tenant.c) -------------------------------------- */
 

@@ -15,6 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
+nx_api_req_t *nx_api_req(nx_req_t *req)
+{
+    if (!req->app)
+        req->app = nx_arena_calloc(req->arena, sizeof(nx_api_req_t));
+    return req->app;
+}
+
 /* A page of 100 items of a few KB each stays far below this; large items
  * (job outputs) end a page early instead. */
 #define PAGE_BODY_MAX (4 * 1024 * 1024)

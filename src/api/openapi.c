@@ -207,6 +207,67 @@ static void fill_job_types(json_t *doc)
     fill_text(doc);
 }
 
+static json_t *ref(const char *kind, const char *name)
+{
+    char r[128];
+    snprintf(r, sizeof(r), "#/components/%s/%s", kind, name);
+    return json_pack("{s:s}", "$ref", r);
+}
+
+/* Adds the named component header to a response written out in the
+ * document (a $ref'd response is described in its component). */
+static void add_header(json_t *resp, const char *name)
+{
+    if (!json_is_object(resp) || json_object_get(resp, "$ref"))
+        return;
+    json_t *h = json_object_get(resp, "headers");
+    if (!h) {
+        h = json_object();
+        json_object_set_new(resp, "headers", h);
+    }
+    if (!json_object_get(h, name))
+        json_object_set_new(h, name, ref("headers", name));
+}
+
+/* What the API's stages add to every operation under /api/, written once
+ * here rather than in each: 429 and the RateLimit headers; on POSTs the
+ * Idempotency-Key and its 409; on GETs If-None-Match, 304 and the 200's
+ * ETag and Cache-Control. */
+static void add_patterns(json_t *paths)
+{
+    const char *path, *method, *code;
+    json_t *item, *op, *resp;
+    json_object_foreach(paths, path, item) {
+        if (strncmp(path, "/api/", 5) != 0)
+            continue;
+        json_object_foreach(item, method, op) {
+            json_t *responses = json_object_get(op, "responses");
+            json_t *params = json_object_get(op, "parameters");
+            if (!json_is_object(responses) || !json_is_array(params))
+                continue;
+            bool get = strcmp(method, "get") == 0, post = strcmp(method, "post") == 0;
+            json_object_foreach(responses, code, resp) if (code[0] == '2' || code[0] == '4') {
+                add_header(resp, "RateLimit-Policy");
+                add_header(resp, "RateLimit");
+            }
+            if (get) {
+                add_header(json_object_get(responses, "200"), "ETag");
+                add_header(json_object_get(responses, "200"), "Cache-Control");
+                json_array_append_new(params, ref("parameters", "IfNoneMatch"));
+                json_object_set_new(responses, "304", ref("responses", "NotModified"));
+            }
+            if (post) {
+                json_object_foreach(responses, code, resp) if (code[0] == '2')
+                    add_header(resp, "Idempotent-Replayed");
+                json_array_append_new(params, ref("parameters", "IdempotencyKey"));
+                if (!json_object_get(responses, "409"))
+                    json_object_set_new(responses, "409", ref("responses", "IdempotencyKeyInUse"));
+            }
+            json_object_set_new(responses, "429", ref("responses", "RateLimited"));
+        }
+    }
+}
+
 /* v1's operations are deprecated once API_V1_DEPRECATED_AT is set. */
 static void mark_v1(json_t *paths)
 {
@@ -261,6 +322,7 @@ static void build(void)
         if (nx_api_route_groups[g].version == 2)
             mount_v2(paths, &nx_api_route_groups[g]);
     fill_job_types(doc);
+    add_patterns(paths);
     mark_v1(paths);
     json_t *docs[3] = {doc, one_version(doc, 1), one_version(doc, 2)};
     served.ok = true;

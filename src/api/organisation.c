@@ -6,6 +6,7 @@
 #include "core/nx.h"
 #include "api/accounts.h"
 #include "api/api.h"
+#include "config/settings.h"
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -19,8 +20,9 @@ static const nx_stmt_t st_get = {
     "api_organisation_get",
     "SELECT nx_org_json(o)::text, "
     "(SELECT count(*) FROM users u WHERE u.organisation_id = $1)::text, "
-    "coalesce((SELECT c.balance FROM org_credits c WHERE c.organisation_id = $1), 0)::text "
-    "FROM organisations o WHERE o.id = $1",
+    "coalesce((SELECT c.balance FROM org_credits c WHERE c.organisation_id = $1), 0)::text, "
+    "w.used, w.reset_ms "
+    "FROM organisations o, nx_rate_use($1::uuid) w WHERE o.id = $1",
     1,
 };
 
@@ -31,6 +33,28 @@ static const nx_stmt_t st_patch = {
     "WHERE o.id = $1 RETURNING nx_org_json(o)::text",
     3,
 };
+
+/* For an admin, the organisation's rate-limit window as it stands:
+ * ', "rate_limit" : {...}' (or null with limits off); "" for a member. */
+static const char *rate_limit(nx_req_t *req, nx_res_t *r)
+{
+    const char *role = nx_tx_role(req->tx);
+    if (!role || strcmp(role, "admin") != 0)
+        return "";
+    int limit = nx_cfg->rate_limit_requests;
+    if (limit <= 0)
+        return ", \"rate_limit\" : null";
+    long long used = 0, reset_ms = 0;
+    nx_parse_int(nx_res_get(r, 0, 3), 0, 1LL << 40, &used);
+    if (!nx_res_null(r, 0, 4))
+        nx_parse_int(nx_res_get(r, 0, 4), 0, 1LL << 40, &reset_ms);
+    /* what this process reserved and has not used is still to be had */
+    long long left = limit - used + nx_api_ratelimit_unused(req->auth.org_id);
+    return nx_arena_sprintf(req->arena, ", \"rate_limit\" : {\"limit\" : %d, \"window\" : %d, "
+                            "\"remaining\" : %lld, \"reset\" : %lld}", limit,
+                            nx_cfg->rate_limit_window, left > 0 ? left : 0,
+                            (reset_ms + 999) / 1000);
+}
 
 int nx_api_organisation_get(nx_req_t *req, nx_err_t *err)
 {
@@ -46,10 +70,12 @@ int nx_api_organisation_get(nx_req_t *req, nx_err_t *err)
     int n = nx_res_len(r, 0, 0);
     while (n > 0 && org[n - 1] != '}')
         n--;
-    char *body = n > 1 ? nx_arena_sprintf(req->arena, "%.*s, \"member_count\" : %s, "
-                                                      "\"credit_balance\" : %s}",
-                                          n - 1, org, nx_res_get(r, 0, 1), nx_res_get(r, 0, 2))
-                       : NULL;
+    const char *limit = rate_limit(req, r);
+    char *body = n > 1 && limit ? nx_arena_sprintf(req->arena, "%.*s, \"member_count\" : %s, "
+                                                                "\"credit_balance\" : %s%s}",
+                                                    n - 1, org, nx_res_get(r, 0, 1),
+                                                    nx_res_get(r, 0, 2), limit)
+                                : NULL;
     if (!body)
         return nx_err_set(err, n > 1 ? NX_ENOMEM : NX_EINTERNAL, NULL);
     return nx_resp_json(req, 200, body, strlen(body));

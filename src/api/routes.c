@@ -35,6 +35,9 @@ static const nx_route_t root_routes[] = {
     {"GET", "/auth/google/callback", nx_api_auth_callback, NX_ROUTE_PUBLIC},
     {"POST", "/auth/google/token", nx_api_auth_token, NX_ROUTE_PUBLIC | NX_ROUTE_JSON},
     {"POST", "/auth/logout", nx_api_auth_logout, NX_ROUTE_PUBLIC},
+    {"GET", "/auth/link", nx_api_auth_link, NX_ROUTE_PUBLIC},
+    {"GET", "/", nx_api_dashboard_get, NX_ROUTE_PUBLIC},
+    {"GET", "/assets/{asset}", nx_api_dashboard_asset_get, NX_ROUTE_PUBLIC},
 };
 
 /* Every version's resources. */

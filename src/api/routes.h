@@ -26,6 +26,11 @@ int nx_api_openapi_version_get(nx_req_t *req, nx_err_t *err);
 int nx_api_docs_get(nx_req_t *req, nx_err_t *err);
 int nx_api_docs_asset_get(nx_req_t *req, nx_err_t *err);
 
+/* GET / (the dashboard's page) and GET /assets/{asset} (its scripts and
+ * styles): embedded files, ETag and 304, gzip when accepted (dashboard.c). */
+int nx_api_dashboard_get(nx_req_t *req, nx_err_t *err);
+int nx_api_dashboard_asset_get(nx_req_t *req, nx_err_t *err);
+
 /* The served OpenAPI document for version (0: both, 1, 2): the document
  * compiled in, with the shared resources mounted under /api/v2 and the job
  * types filled in from the job registry. Built once; borrowed; NULL when it

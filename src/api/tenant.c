@@ -46,7 +46,12 @@ int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err)
     if (!tenant_route(req))
         return NX_OK;
     req->tx = open_tx(req, err);
-    return req->tx ? NX_OK : err->code;
+    if (!req->tx)
+        return err->code;
+    /* a rate-limit reservation rides the request's own round trip */
+    if (nx_api_ratelimit_queue(req, req->tx) != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
 }
 
 /* Refusals for what the client sent - any 4xx but the caller's own 401 and
@@ -54,7 +59,10 @@ int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err)
 static bool about_the_request(int code)
 {
     int status = nx_err_status(code);
-    return status >= 400 && status < 500 && code != NX_EUNAUTHORIZED && code != NX_EFORBIDDEN;
+    /* a full rate-limit window is about the organisation, and answered
+     * without a round trip while this process knows it is full */
+    return status >= 400 && status < 500 && code != NX_EUNAUTHORIZED &&
+           code != NX_EFORBIDDEN && code != NX_ERATELIMIT;
 }
 
 int nx_api_stage_caller(nx_req_t *req, nx_err_t *err)
@@ -66,10 +74,16 @@ int nx_api_stage_caller(nx_req_t *req, nx_err_t *err)
      * not run now */
     nx_err_t verdict = {0};
     nx_tx_t *check = open_tx(req, &verdict);
+    /* the request counts against its organisation all the same */
+    if (check && nx_api_ratelimit_queue(req, check) != NX_OK) {
+        nx_err_set(&verdict, NX_ENOMEM, NULL);
+        check = NULL;
+    }
     int rc = check ? nx_tx_run(check, &verdict) : verdict.code;
-    /* only a verdict on the caller replaces the request's error: a database
-     * that cannot be asked leaves the client the answer it can act on */
-    if (rc == NX_EUNAUTHORIZED || rc == NX_EFORBIDDEN)
+    /* only a verdict on the caller (or its organisation's full window)
+     * replaces the request's error: a database that cannot be asked leaves
+     * the client the answer it can act on */
+    if (rc == NX_EUNAUTHORIZED || rc == NX_EFORBIDDEN || rc == NX_ERATELIMIT)
         *err = verdict;
     return NX_OK;
 }

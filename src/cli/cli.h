@@ -25,6 +25,7 @@ int cmd_org(int argc, char **argv, nx_settings_t *s);
 int cmd_user(int argc, char **argv, nx_settings_t *s);
 int cmd_db(int argc, char **argv, nx_settings_t *s);
 int cmd_token(int argc, char **argv, nx_settings_t *s);
+int cmd_login_link(int argc, char **argv, nx_settings_t *s);
 int cmd_credits(int argc, char **argv, nx_settings_t *s);
 int cmd_config(int argc, char **argv, nx_settings_t *s);
 

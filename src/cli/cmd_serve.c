@@ -113,6 +113,10 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
         snprintf(msg, sizeof(msg), "listening on %s", url);
     nx_log(NX_LOG_INFO, msg, NX_LS("url", url), NX_LI("port", port),
            NX_LI("threads", s->http_threads), NX_LS("version", NX_VERSION));
+    /* Without Google, say how to get into the dashboard at all. */
+    if (nx_oidc_missing_settings())
+        nx_log0(NX_LOG_INFO, "dashboard sign-in without Google: nexusapi login-link EMAIL "
+                             "prints a one-time link");
 
     int sig = 0;
     while (sigwait(signals, &sig) != 0)

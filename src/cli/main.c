@@ -32,6 +32,7 @@ static const struct verb verbs[] = {
     {"user", cmd_user, "add and list users"},
     {"credits", cmd_credits, "grant and show an organisation's credits"},
     {"token", cmd_token, "mint an access token for a user"},
+    {"login-link", cmd_login_link, "print a one-time sign-in link to the dashboard"},
     {"db", cmd_db, "open psql on the configured database"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
 };
@@ -40,7 +41,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: nexusapi [VERB] [ARGS...]\n\nverbs:\n");
     for (size_t i = 0; i < NX_ARRAY_LEN(verbs); i++)
-        fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(f, "\nSettings come from the environment and ./.env; see .env.example.\n");
 }
 

@@ -5,8 +5,9 @@
  * create the run's arena, connect as the owner; and, on the way out, release
  * all three.
  *
- * Also owns the two things those verbs did alike once connected: finding an
- * organisation from its id or domain, and printing a result as a table.
+ * Also owns what those verbs do alike once connected: finding an
+ * organisation from its id or domain, a user from their email, and printing
+ * a result as a table.
  * Organisation lookups run as the owner, whose operator_access policy sees
  * every organisation; each statement names exactly one.
  */
@@ -26,6 +27,16 @@ static const nx_stmt_t org_by_id = {
     "cli_org_by_id", "SELECT o.id FROM organisations o WHERE o.id = $1", 1};
 static const nx_stmt_t org_by_domain = {
     "cli_org_by_domain", "SELECT o.id FROM organisations o WHERE o.domain = lower($1)", 1};
+
+static const nx_stmt_t user_by_email = {
+    "cli_user_by_email",
+    "SELECT u.id, u.organisation_id, u.role, coalesce(o.domain, o.name) "
+    "FROM users u JOIN organisations o ON o.id = u.organisation_id "
+    "WHERE lower(u.email) = lower($1) "
+    "AND ($2::uuid IS NULL OR o.id = $2::uuid) "
+    "ORDER BY u.created_at, u.id LIMIT 20",
+    2,
+};
 
 int nx_cli_session_open(nx_cli_session_t *cs, nx_settings_t *s)
 {
@@ -79,6 +90,37 @@ const char *nx_cli_find_org(nx_cli_session_t *cs, const char *org, int *exit_sta
     if (rc != NX_EXIT_OK)
         *exit_status = rc;
     return rc == NX_EXIT_OK ? id : NULL;
+}
+
+int nx_cli_find_user(nx_cli_session_t *cs, const char *email, const char *org,
+                     nx_cli_user_t *u)
+{
+    nx_err_t err = {0};
+    const char *org_id = NULL;
+    int rc = org ? nx_cli_lookup_org(cs, org, &org_id) : NX_EXIT_OK;
+    if (rc != NX_EXIT_OK)
+        return rc;
+    const char *params[] = {email, org_id};
+    nx_res_t *r = NULL;
+    if ((!org || org_id) &&
+        nx_db_exec(cs->owner, cs->arena, &user_by_email, params, &r, &err) != NX_OK)
+        return nx_cli_fail_err(&err);
+    int n = nx_res_rows(r); /* 0 as well when ORG names no organisation */
+    if (n == 0)
+        return nx_cli_fail(org ? "no user \"%s\" in organisation \"%s\""
+                               : "no user \"%s\"%s; add one with \"nexusapi user add\"",
+                           email, org ? org : "");
+    if (n > 1) {
+        fprintf(stderr, "nexusapi: \"%s\" is a user of %d organisations; choose one with --org:\n",
+                email, n);
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, "  --org %s  (%s)\n", nx_res_get(r, i, 1), nx_res_get(r, i, 3));
+        return NX_EXIT_USAGE;
+    }
+    u->id = nx_res_get(r, 0, 0);
+    u->org_id = nx_res_get(r, 0, 1);
+    u->role = nx_res_get(r, 0, 2);
+    return NX_EXIT_OK;
 }
 
 void nx_cli_print_table(const nx_res_t *r, const char *const *heads, int ncols)

@@ -31,6 +31,18 @@ int nx_cli_lookup_org(nx_cli_session_t *cs, const char *org, const char **id);
  * with the error (`organisation "ORG" not found`) printed and *exit_status set. */
 const char *nx_cli_find_org(nx_cli_session_t *cs, const char *org, int *exit_status);
 
+/* A user of the database, found by email (and organisation). */
+typedef struct nx_cli_user {
+    const char *id, *org_id, *role; /* arena strings */
+} nx_cli_user_t;
+
+/* Finds the one user with this email (any case), in ORG (an id or domain)
+ * when org is not NULL, into *u. Returns 0, or the exit status with the
+ * error printed: no such user, or (without org) an email used in several
+ * organisations, listed with the --org to choose one. */
+int nx_cli_find_user(nx_cli_session_t *cs, const char *email, const char *org,
+                     nx_cli_user_t *u);
+
 /* Prints r to stdout as columns aligned under heads (at most 16 columns). */
 void nx_cli_print_table(const nx_res_t *r, const char *const *heads, int ncols);
 

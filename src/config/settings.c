@@ -95,6 +95,10 @@ static const struct setting table[] = {
     {"WEBHOOK_ALLOW_NETWORKS", T_STR, S(webhook_allow_networks), NULL, 0, 0, 0, NULL},
     {"WEBHOOK_CONCURRENCY", T_INT, S(webhook_concurrency), "8", 0, 256, 0, NULL},
     {"CREDITS_LOW_THRESHOLD", T_INT, S(credits_low_threshold), "50", 0, 1000000000, 0, NULL},
+    {"RATE_LIMIT_REQUESTS", T_INT, S(rate_limit_requests), "100", 0, 100000000, 0, NULL},
+    {"RATE_LIMIT_WINDOW_SECONDS", T_INT, S(rate_limit_window), "900", 1, 86400, 0, NULL},
+    {"IDEMPOTENCY_TTL_HOURS", T_INT, S(idempotency_ttl_hours), "24", 1, 8760, 0, NULL},
+    {"AI_CACHE_TTL_SECONDS", T_INT, S(ai_cache_ttl), "3600", 0, 31536000, 0, NULL},
     {"API_V1_DEPRECATED_AT", T_TIME, S(api_v1_deprecated_at), NULL, 0, 0, 0, NULL},
     {"API_V1_SUNSET", T_TIME, S(api_v1_sunset), NULL, 0, 0, 0, NULL},
 };

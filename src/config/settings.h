@@ -66,6 +66,11 @@ struct nx_settings {
     char *webhook_allow_networks;    /* CIDRs, checked at load */
     int webhook_concurrency;         /* deliveries in flight per worker process */
     int credits_low_threshold;
+    /* production patterns */
+    int rate_limit_requests;      /* per organisation per window; 0: no limit */
+    int rate_limit_window;        /* seconds */
+    int idempotency_ttl_hours;
+    int ai_cache_ttl;             /* seconds; 0: no AI-result cache */
     /* API versions */
     long long api_v1_deprecated_at; /* Unix seconds; 0: v1 not deprecated */
     long long api_v1_sunset;        /* Unix seconds; 0: no sunset announced */

@@ -24,6 +24,7 @@ struct nx_err {
     char log_detail[512];  /* operators only */
     char allow[64];        /* 405: the Allow header value */
     int retry_after;       /* 429/503: seconds, 0 for none */
+    int retry_after_ms;    /* ... to the millisecond, when known (0: unknown) */
     int nfields;
     nx_field_err_t fields[NX_ERR_MAX_FIELDS];
 };

@@ -41,9 +41,11 @@ typedef struct nx_req nx_req_t;
     XX(NOTFOUND, 404, "not-found", "Not found")                                \
     XX(METHOD, 405, "method-not-allowed", "Method not allowed")                \
     XX(CONFLICT, 409, "conflict", "Conflict")                                  \
+    XX(KEYINUSE, 409, "idempotency-key-in-use", "Idempotency key in use")      \
     XX(TOOBIG, 413, "payload-too-large", "Payload too large")                  \
     XX(MEDIATYPE, 415, "unsupported-media-type", "Unsupported media type")     \
     XX(VALIDATION, 422, "validation-error", "Validation failed")               \
+    XX(KEYREUSED, 422, "idempotency-key-reused", "Idempotency key reused")     \
     XX(RATELIMIT, 429, "rate-limited", "Too many requests")                    \
     XX(HEADERS, 431, "headers-too-large", "Request header fields too large")   \
     XX(INTERNAL, 500, "internal-error", "Internal server error")               \

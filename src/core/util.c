@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <xxhash.h>
 
 int nx_random_bytes(void *buf, size_t n)
 {
@@ -257,6 +258,13 @@ uint64_t nx_hash_str(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
+}
+
+void nx_hash128_hex(const void *p, size_t n, char out[33])
+{
+    XXH128_hash_t h = XXH3_128bits(p, n);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
 }
 
 const char *nx_name_check(const char *s, size_t n, size_t *len)

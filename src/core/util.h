@@ -54,9 +54,13 @@ const char *nx_name_check(const char *s, size_t n, size_t *len);
 /* Parses a whole decimal integer in [min, max]. NX_OK or NX_EINVAL. */
 int nx_parse_int(const char *s, long long min, long long max, long long *out);
 
-/* FNV-1a (64-bit) of a string: fast and stable, not for untrusted keys
- * an attacker could choose to collide. */
+/* FNV-1a (64-bit) of a string, or of n bytes: fast and stable, not for
+ * untrusted keys an attacker could choose to collide. */
 uint64_t nx_hash_str(const char *s);
+/* A 128-bit hash of n bytes (XXH3), as 32 lower-case hex digits and a NUL
+ * into out[33]: a fingerprint of a body (ETags), fast on large inputs; not
+ * for secrets. */
+void nx_hash128_hex(const void *p, size_t n, char out[33]);
 
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void nx_hex(const unsigned char *in, size_t n, char *out);

@@ -88,6 +88,24 @@ int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params);
  * whole transaction is rolled back and err is set from the first failing
  * statement (via errmap; libpq text in log_detail only). */
 int nx_tx_run(nx_tx_t *tx, nx_err_t *err);
+/*
+ * A held transaction spans several runs: the first sends BEGIN ahead of
+ * its statements, each run sends only what was queued since and keeps the
+ * transaction open, and nx_tx_commit sends the rest with COMMIT. A run
+ * that fails rolls it back at once; one still open when the arena is
+ * released is rolled back then. Call nx_tx_hold before the first run.
+ */
+void nx_tx_hold(nx_tx_t *tx);
+/* True while a held transaction is open (begun, not yet ended). */
+bool nx_tx_open(const nx_tx_t *tx);
+/* Sends what was queued since the last run, then COMMIT, in one round trip.
+ * NX_EINTERNAL when no held transaction is open; else as nx_tx_run. */
+int nx_tx_commit(nx_tx_t *tx, nx_err_t *err);
+/* Ends an open held transaction without its changes. */
+void nx_tx_rollback(nx_tx_t *tx);
+/* True once the transaction's work is committed: a run that succeeded, or,
+ * held, a commit that did. */
+bool nx_tx_committed(const nx_tx_t *tx);
 /* Result of queued statement idx after a successful run. */
 nx_res_t *nx_tx_res(nx_tx_t *tx, int idx);
 /* The caller's current role from the user check: "admin"/"member" or NULL. */

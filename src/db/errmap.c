@@ -31,6 +31,8 @@ static const struct code_map exact[] = {
     {"22P02", NX_EINVAL},       /* invalid_text_representation (a bad uuid) */
     {"22001", NX_EINVAL},       /* string_data_right_truncation (too long) */
     {"22003", NX_EINVAL},       /* numeric_value_out_of_range */
+    {"NX429", NX_ERATELIMIT},   /* nx_rate_take: the window is full (DETAIL: retry ms) */
+    {"NX409", NX_EKEYINUSE},    /* nx_idempotency_begin: the key is in use */
 };
 
 static const struct code_map classes[] = {

@@ -18,6 +18,7 @@
 #include "db/db_int.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,9 +88,28 @@ static const char *client_detail(int code)
         return "This action requires the admin role.";
     case NX_EINVAL:
         return "A value in the request is not valid.";
+    case NX_ERATELIMIT:
+        return "The organisation's request limit is reached; retry after the time in "
+               "Retry-After.";
+    case NX_EKEYINUSE:
+        return "A request with this Idempotency-Key is still being processed; retry shortly.";
     default:
         return NULL;
     }
+}
+
+/* Milliseconds a refusal asks the client to wait: a full rate-limit window
+ * says how many in its DETAIL; a key in use, a second. */
+static int retry_after_ms(int code, const PGresult *r)
+{
+    if (code == NX_EKEYINUSE)
+        return 1000;
+    const char *ms = code == NX_ERATELIMIT && r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL)
+                                                : NULL;
+    long long v;
+    if (!ms || nx_parse_int(ms, 1, 1LL << 30, &v) != NX_OK)
+        return code == NX_ERATELIMIT ? 1000 : 0;
+    return (int)v;
 }
 
 int nx_db_fail(nx_db_t *db, const char *what, const PGresult *r, nx_err_t *err)
@@ -110,6 +130,10 @@ int nx_db_fail(nx_db_t *db, const char *what, const PGresult *r, nx_err_t *err)
         nx_err_set(err, code, "%s", d);
     else
         nx_err_set(err, code, NULL);
+    if (err && err->code == code) {
+        err->retry_after_ms = retry_after_ms(code, r);
+        err->retry_after = (err->retry_after_ms + 999) / 1000;
+    }
     size_t n = strcspn(msg, "\n");
     nx_err_log(err, "%s: SQLSTATE %s: %.*s%s%s", what ? what : "query", state ? state : "-",
                (int)n, msg, cons ? " constraint " : "", cons ? cons : "");

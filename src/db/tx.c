@@ -155,7 +155,14 @@ struct nx_tx {
     const char *role;
     int failed;
     bool checked; /* a run got past the tenant set-up and user check */
+    int sent;     /* items sent by earlier runs of a held transaction */
+    bool hold;    /* runs keep the transaction open until commit/rollback */
+    bool open;    /* BEGIN sent, the transaction not yet ended */
+    bool committed; /* its work is committed */
 };
+
+static const nx_stmt_t st_tx_begin = {"nx_tx_begin", "BEGIN", 0};
+static const nx_stmt_t st_tx_commit = {"nx_tx_commit", "COMMIT", 0};
 
 static const nx_stmt_t tenant_begin = {
     "nx_tenant_begin",
@@ -225,16 +232,69 @@ int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params)
     return tx->n++ - 1;
 }
 
+/* Ends a held transaction that failed: the server keeps it open in error
+ * until told, and this connection serves other requests next. */
+static void abandon(nx_tx_t *tx)
+{
+    if (!tx->open)
+        return;
+    tx->open = false;
+    nx_err_t ignore = {0};
+    if (nx_db_ok(tx->db))
+        nx_db_exec_sql(tx->db, tx->arena, "ROLLBACK", NULL, &ignore);
+}
+
+static void abandon_cb(void *p) { abandon(p); }
+
+/* Sends items[sent..n), with BEGIN first when a held transaction starts and
+ * `last` (COMMIT) after them, as one pipeline ending in one Sync. */
+static int send(nx_tx_t *tx, const nx_stmt_t *last, nx_err_t *err)
+{
+    int first = tx->sent, n = tx->n - first;
+    int b = tx->hold && !tx->open;            /* a BEGIN goes first */
+    int total = b + n + (last != NULL);
+    struct nx_db_item *items = tx->items + first;
+    if (total != n) {
+        items = nx_arena_calloc(tx->arena, (size_t)total * sizeof(*items));
+        if (!items)
+            return nx_err_set(err, NX_ENOMEM, NULL);
+        if (b)
+            items[0] = (struct nx_db_item){&st_tx_begin, NULL, NULL};
+        memcpy(items + b, tx->items + first, (size_t)n * sizeof(*items));
+        if (last)
+            items[b + n] = (struct nx_db_item){last, NULL, NULL};
+    }
+    if (b) {
+        if (nx_arena_defer(tx->arena, abandon_cb, tx) != NX_OK)
+            return nx_err_set(err, NX_ENOMEM, NULL);
+        tx->open = true;
+    }
+    int failed;
+    int rc = nx_db_pipeline(tx->db, tx->arena, items, total, &failed, err);
+    if (items != tx->items + first)
+        for (int i = 0; i < n; i++)
+            tx->items[first + i].res = items[b + i].res;
+    /* which of the transaction's own items failed: -1 for BEGIN, past n for COMMIT */
+    int at = failed < 0 ? -1 : first + failed - b;
+    tx->failed = at >= 1 && at < tx->n ? at - 1 : -1;
+    if (first == 0)
+        tx->checked = tx->checked || rc == NX_OK || at >= 1;
+    tx->sent = tx->n;
+    if (rc != NX_OK && tx->hold)
+        abandon(tx);
+    tx->committed = rc == NX_OK && (!tx->hold || last != NULL);
+    return rc;
+}
+
 int nx_tx_run(nx_tx_t *tx, nx_err_t *err)
 {
-    int failed;
-    tx->role = NULL;
-    for (int i = 0; i < tx->n; i++)
+    bool first = tx->sent == 0;
+    if (first)
+        tx->role = NULL;
+    for (int i = tx->sent; i < tx->n; i++)
         tx->items[i].res = NULL;
-    int rc = nx_db_pipeline(tx->db, tx->arena, tx->items, tx->n, &failed, err);
-    tx->failed = failed > 0 ? failed - 1 : -1;
-    tx->checked = tx->checked || rc == NX_OK || failed > 0;
-    if (rc != NX_OK)
+    int rc = send(tx, NULL, err);
+    if (rc != NX_OK || !first)
         return rc;
     nx_res_t *r = tx->items[0].res;
     if (nx_res_rows(r) == 1 && !nx_res_null(r, 0, 0)) {
@@ -244,6 +304,25 @@ int nx_tx_run(nx_tx_t *tx, nx_err_t *err)
     }
     return NX_OK;
 }
+
+void nx_tx_hold(nx_tx_t *tx) { tx->hold = true; }
+
+bool nx_tx_open(const nx_tx_t *tx) { return tx->open; }
+
+int nx_tx_commit(nx_tx_t *tx, nx_err_t *err)
+{
+    if (!tx->open)
+        return nx_err_set(err, NX_EINTERNAL, NULL);
+    for (int i = tx->sent; i < tx->n; i++)
+        tx->items[i].res = NULL;
+    int rc = send(tx, &st_tx_commit, err);
+    tx->open = false;
+    return rc;
+}
+
+void nx_tx_rollback(nx_tx_t *tx) { abandon(tx); }
+
+bool nx_tx_committed(const nx_tx_t *tx) { return tx->committed; }
 
 nx_res_t *nx_tx_res(nx_tx_t *tx, int idx)
 {

@@ -92,6 +92,7 @@ struct nx_req {
     json_t *json;            /* parsed object when NX_ROUTE_JSON; borrowed */
     nx_principal_t auth;
     nx_tx_t *tx;             /* the tenant transaction (tenant stage), or NULL */
+    void *app;               /* the program's own per-request notes (api/), opaque here */
     void *conn;              /* private to src/http */
     int status;              /* response status once set */
 };
@@ -112,6 +113,11 @@ int nx_resp_static(nx_req_t *req, int status, const char *content_type,
                    const unsigned char *body, size_t len, const char *cache_control);
 /* Adds a response header; kept whether the answer is a success or a problem. */
 int nx_resp_header(nx_req_t *req, const char *name, const char *value);
+/* The answer so far: its status (0 while none is set), its body and type
+ * (borrowed), and the value of a header added to it (NULL when none). */
+int nx_resp_status(nx_req_t *req);
+const char *nx_resp_body(nx_req_t *req, size_t *len, const char **content_type);
+const char *nx_resp_header_value(nx_req_t *req, const char *name);
 
 /*
  * Runs work(req, ud) on an offload thread while the connection is suspended,

@@ -155,6 +155,8 @@ int nx_http_stage_body(nx_req_t *req, nx_err_t *err)
 int nx_http_stage_handler(nx_req_t *req, nx_err_t *err)
 {
     nx_http_conn_t *hc = nx_http_conn_of(req);
+    if (hc->resp.status)
+        return NX_OK; /* an earlier stage answered already (a replayed answer) */
     int rc = req->route_entry->handler(req, err);
     if (rc != NX_OK || hc->work)
         return rc; /* offloaded: the helper thread owns req until it is done */

@@ -8,7 +8,7 @@
  * (client-safe by contract), except for 500, whose detail is fixed: whatever
  * went wrong is logged here with the operator-only log_detail and never
  * reaches the client. errors[] appears for 422 only. Extra headers: 401
- * WWW-Authenticate, 405 Allow, 429/503 Retry-After when the sink sets one.
+ * WWW-Authenticate, 405 Allow, 409/429/503 Retry-After when the sink sets one.
  *
  * Every response is valid UTF-8, whatever the sink holds: the sink cuts
  * text on character boundaries, and any byte that is still not part of a
@@ -73,7 +73,7 @@ static int render_body(nx_buf_t *b, nx_req_t *req, int code, int status,
     rc = rc ? rc : put_text(b, req->arena, detail);
     rc = rc ? rc : nx_buf_puts(b, ",\"request_id\":");
     rc = rc ? rc : nx_buf_json_str(b, req->request_id ? req->request_id : "");
-    if (status == 422 && err) {
+    if (code == NX_EVALIDATION && err) { /* a reused key has no field at fault */
         rc = rc ? rc : nx_buf_puts(b, ",\"errors\":[");
         for (int i = 0; i < err->nfields && !rc; i++) {
             rc = nx_buf_puts(b, i ? ",{\"field\":" : "{\"field\":");
@@ -95,7 +95,8 @@ static int add_headers(nx_req_t *req, int status, const nx_err_t *err)
         rc = nx_resp_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
     if (!rc && status == 405 && err && err->allow[0])
         rc = nx_resp_header(req, "Allow", err->allow);
-    if (!rc && (status == 429 || status == 503) && err && err->retry_after > 0) {
+    if (!rc && (status == 409 || status == 429 || status == 503) && err &&
+        err->retry_after > 0) {
         snprintf(num, sizeof(num), "%d", err->retry_after);
         rc = nx_resp_header(req, "Retry-After", num);
     }

@@ -12,6 +12,7 @@
 #include "core/arena.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int set(nx_req_t *req, int status, const char *ct, const char *body, size_t len)
 {
@@ -69,4 +70,23 @@ int nx_resp_header(nx_req_t *req, const char *name, const char *value)
     h->next = hc->resp.headers;
     hc->resp.headers = h;
     return NX_OK;
+}
+
+int nx_resp_status(nx_req_t *req) { return nx_http_conn_of(req)->resp.status; }
+
+const char *nx_resp_body(nx_req_t *req, size_t *len, const char **content_type)
+{
+    nx_http_conn_t *hc = nx_http_conn_of(req);
+    *len = hc->resp.len;
+    if (content_type)
+        *content_type = hc->resp.content_type;
+    return hc->resp.body;
+}
+
+const char *nx_resp_header_value(nx_req_t *req, const char *name)
+{
+    for (struct nx_resp_hdr *h = nx_http_conn_of(req)->resp.headers; h; h = h->next)
+        if (strcasecmp(h->name, name) == 0)
+            return h->value;
+    return NULL;
 }

@@ -19,6 +19,7 @@ typedef struct nx_attempt {
     int attempt;        /* attempt_count after the claim (1-based) */
     int max_attempts;
     const char *text;   /* the input, on the arena */
+    const char *cached; /* a cached result (the AI-result cache), or NULL */
     size_t len;
     bool reap;          /* lease expired on the last attempt: fail it */
     int64_t started_us; /* monotonic, when the provider was called */
@@ -45,11 +46,21 @@ typedef struct nx_attempt {
 nx_attempt_t *nx_attempt_new(void);
 void nx_attempt_free(nx_attempt_t *a);
 
-/* claim: up to limit due jobs (pending and due, or running with an expired
- * lease and attempts left), leased to owner for lease_s seconds. Attempts
- * are appended to *list; *n is how many were claimed. */
-int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s, int limit,
-                   nx_attempt_t **list, int *n, nx_err_t *err);
+/* What a claim asks for: up to limit due jobs (pending and due, or running
+ * with an expired lease and attempts left), leased to owner for lease_s
+ * seconds; and, when cache_ttl > 0, each one's cached result: the output of
+ * the organisation's latest identical job (type, text, provider, model)
+ * completed within cache_ttl seconds. */
+typedef struct nx_claim {
+    const char *owner;
+    int lease_s, limit;
+    int cache_ttl;
+    const char *provider, *model;
+} nx_claim_t;
+
+/* claim: attempts appended to *list; *n is how many were claimed. */
+int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const nx_claim_t *c, nx_attempt_t **list,
+                   int *n, nx_err_t *err);
 /* complete: writes the outputs of the successful attempts in one statement;
  * sets each one's status ("completed" or NULL when stale). When the database
  * refuses the batch for what a row holds, each attempt is written alone: the
@@ -79,5 +90,8 @@ int nx_queue_expired_final(nx_db_t *db, nx_arena_t *scratch, int limit, nx_attem
 /* Deletes up to limit finished jobs older than days; *deleted. */
 int nx_queue_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *deleted,
                    nx_err_t *err);
+/* Deletes up to limit idempotency keys older than hours; *deleted. */
+int nx_queue_prune_keys(nx_db_t *db, nx_arena_t *scratch, int hours, int limit, long *deleted,
+                        nx_err_t *err);
 
 #endif

@@ -59,9 +59,9 @@ static const nx_stmt_t st_create = {
     " RETURNING organisation_id, balance"
     "), job AS ("
     " INSERT INTO jobs AS j (organisation_id, job_type, credits_charged, max_attempts,"
-    " input_data, metadata)"
+    " input_data, metadata, input_hash)"
     " SELECT organisation_id, $3, $2::int, $4::int, jsonb_build_object('text', $5::text),"
-    " $6::json FROM debit"
+    " $6::json, sha256(convert_to($5::text, 'UTF8')) FROM debit"
     " RETURNING j.id, j.organisation_id, j.job_type, j.credits_charged,"
     " CASE WHEN $7::int = 2 THEN nx_job_v2_json(j)::text"
     " ELSE json_build_object('job_id', j.id, 'status', j.status, 'job_type', j.job_type,"
@@ -139,8 +139,17 @@ static const nx_stmt_t st_claim = {
     " started_at = coalesce(j.started_at, now())"
     " FROM pick WHERE j.organisation_id = pick.organisation_id AND j.id = pick.id"
     " RETURNING j.organisation_id, j.id, j.job_type, j.attempt_count, j.max_attempts,"
-    " j.input_data->>'text'",
-    3,
+    " j.input_data->>'text',"
+    /* the AI-result cache: the same organisation's latest completed job of
+     * the same type, text, provider and model, within the TTL ($4, 0: off) */
+    " (SELECT (c.output || '{\"cached\": true}')::text FROM jobs c"
+    " WHERE $4::int > 0 AND c.organisation_id = j.organisation_id"
+    " AND c.job_type = j.job_type AND c.input_hash = j.input_hash AND c.status = 'completed'"
+    " AND c.completed_at > now() - make_interval(secs => $4::int)"
+    " AND c.output->>'provider' = $5 AND c.output->>'model' = $6"
+    " AND c.input_data->>'text' = j.input_data->>'text'"
+    " ORDER BY c.completed_at DESC LIMIT 1)",
+    6,
 };
 
 static nx_attempt_t *attempt_from_row(nx_res_t *r, int row, int col_text)
@@ -156,7 +165,9 @@ static nx_attempt_t *attempt_from_row(nx_res_t *r, int row, int col_text)
     if (col_text >= 0) {
         a->len = (size_t)nx_res_len(r, row, col_text);
         a->text = nx_arena_strndup(a->arena, nx_res_get(r, row, col_text), a->len);
-        if (!a->text) {
+        if (!nx_res_null(r, row, col_text + 1))
+            a->cached = nx_arena_strdup(a->arena, nx_res_get(r, row, col_text + 1));
+        if (!a->text || (!nx_res_null(r, row, col_text + 1) && !a->cached)) {
             nx_attempt_free(a);
             return NULL;
         }
@@ -180,13 +191,14 @@ static int rows_to_attempts(nx_res_t *r, int col_text, bool reap, nx_attempt_t *
     return NX_OK;
 }
 
-int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s, int limit,
-                   nx_attempt_t **list, int *n, nx_err_t *err)
+int nx_queue_claim(nx_db_t *db, nx_arena_t *scratch, const nx_claim_t *c, nx_attempt_t **list,
+                   int *n, nx_err_t *err)
 {
-    char lease[16], lim[16];
-    snprintf(lease, sizeof(lease), "%d", lease_s);
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[] = {owner, lease, lim};
+    char lease[16], lim[16], ttl[16];
+    snprintf(lease, sizeof(lease), "%d", c->lease_s);
+    snprintf(lim, sizeof(lim), "%d", c->limit);
+    snprintf(ttl, sizeof(ttl), "%d", c->cache_ttl);
+    const char *p[] = {c->owner, lease, lim, ttl, c->provider, c->model};
     nx_res_t *r;
     *n = 0;
     int rc = nx_db_exec(db, scratch, &st_claim, p, &r, err);
@@ -586,6 +598,31 @@ int nx_queue_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *
     const char *p[] = {d, lim};
     nx_res_t *r;
     int rc = nx_db_exec(db, scratch, &st_prune, p, &r, err);
+    *deleted = rc ? 0 : nx_res_affected(r);
+    return rc;
+}
+
+/* Idempotency keys live IDEMPOTENCY_TTL_HOURS; the workers that prune jobs
+ * prune them too (api/idempotency.c writes them). */
+static const nx_stmt_t st_prune_keys = {
+    "jobs_prune_idempotency_keys",
+    "DELETE FROM idempotency_keys k USING ("
+    " SELECT organisation_id, key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(hours => $1::int)"
+    " ORDER BY created_at LIMIT $2::int"
+    ") d WHERE k.organisation_id = d.organisation_id AND k.key = d.key",
+    2,
+};
+
+int nx_queue_prune_keys(nx_db_t *db, nx_arena_t *scratch, int hours, int limit, long *deleted,
+                        nx_err_t *err)
+{
+    char h[16], lim[16];
+    snprintf(h, sizeof(h), "%d", hours);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {h, lim};
+    nx_res_t *r;
+    int rc = nx_db_exec(db, scratch, &st_prune_keys, p, &r, err);
     *deleted = rc ? 0 : nx_res_affected(r);
     return rc;
 }

@@ -71,6 +71,9 @@ struct pool {
                         when an executor frees up */
     int batch, lease_s, retry_delay, poll_ms, retention_days;
     char owner[128];
+    int cache_ttl;              /* AI_CACHE_TTL_SECONDS */
+    int idempotency_hours;      /* IDEMPOTENCY_TTL_HOURS: keys pruned past it */
+    char provider[16], model[128]; /* what a cached result must have come from */
     char conninfo[2048];
     char role[64];
     nx_db_t *db;                /* dispatcher only */
@@ -137,6 +140,15 @@ static void run_attempt(nx_attempt_t *a)
            NX_LI("attempt", a->attempt), NX_LI("max_attempts", a->max_attempts),
            NX_LS("error", NULL));
     a->started_us = nx_time_mono_us();
+    if (a->cached) { /* an identical job's result (AI_CACHE_TTL_SECONDS) */
+        a->output = a->cached;
+        a->rc = NX_OK;
+        nx_log(NX_LOG_INFO, "job attempt answered from the result cache",
+               NX_LS("job_id", a->job_id), NX_LS("org_id", a->org_id),
+               NX_LI("attempt", a->attempt), NX_LS("error", NULL));
+        a->done = true;
+        return;
+    }
     nx_err_t err = {0};
     char *out = NULL;
     const nx_job_type_t *type = nx_job_type_find(a->job_type);
@@ -299,7 +311,8 @@ static bool claim(struct pool *p, nx_arena_t *scratch, int free)
     nx_attempt_t *list = NULL;
     int n = 0;
     nx_err_t err = {0};
-    int rc = nx_queue_claim(p->db, scratch, p->owner, p->lease_s, limit, &list, &n, &err);
+    nx_claim_t c = {p->owner, p->lease_s, limit, p->cache_ttl, p->provider, p->model};
+    int rc = nx_queue_claim(p->db, scratch, &c, &list, &n, &err);
     if (rc) {
         nx_log(NX_LOG_WARN, "could not claim jobs", NX_LS("error", why(&err)));
         while (list) {
@@ -381,7 +394,13 @@ static bool prune(struct pool *p, nx_arena_t *scratch)
     if (deleted)
         nx_log(NX_LOG_INFO, "pruned finished jobs", NX_LI("count", deleted),
                NX_LI("retention_days", p->retention_days));
-    return deleted >= PRUNE_LIMIT;
+    long keys = 0;
+    if (nx_queue_prune_keys(p->db, scratch, p->idempotency_hours, PRUNE_LIMIT, &keys, &err))
+        nx_log(NX_LOG_WARN, "could not prune idempotency keys", NX_LS("error", why(&err)));
+    else if (keys)
+        nx_log(NX_LOG_INFO, "pruned idempotency keys", NX_LI("count", keys),
+               NX_LI("ttl_hours", p->idempotency_hours));
+    return deleted >= PRUNE_LIMIT || keys >= PRUNE_LIMIT;
 }
 
 /* ---- dispatcher: the loop ---------------------------------------------------- */
@@ -602,6 +621,11 @@ static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
     p->retry_delay = s->job_retry_delay;
     p->poll_ms = s->job_poll_ms;
     p->retention_days = s->job_retention_days;
+    p->cache_ttl = s->ai_cache_ttl;
+    p->idempotency_hours = s->idempotency_ttl_hours;
+    bool gemini = s->ai_provider == NX_AI_GEMINI;
+    snprintf(p->provider, sizeof(p->provider), "%s", gemini ? "gemini" : "local");
+    snprintf(p->model, sizeof(p->model), "%s", gemini ? s->gemini_model : NX_LOCAL_MODEL);
     snprintf(p->conninfo, sizeof(p->conninfo), "%s", t->worker_conninfo);
     snprintf(p->role, sizeof(p->role), "%s", t->worker_role);
     char host[64] = "host", id[37];

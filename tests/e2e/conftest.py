@@ -58,7 +58,7 @@ def server_factory(db):
     yield start
     for s in servers:
         rc = s.close()
-        assert rc == 0, f"server exited with {rc}"
+        assert rc == 0, f"server exited with {rc}; the end of its log:\n{s.last_log}"
 
 
 @pytest.fixture

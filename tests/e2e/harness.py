@@ -120,8 +120,11 @@ class PostgresCluster:
 def base_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "JOB_", "GOOGLE_", "GEMINI_"))}
     env.update(SAN_ENV)
+    # rate limits and the AI-result cache are off unless a test turns them
+    # on: the other tests make many requests, and count provider calls
     env.update({"JWT_SECRET_KEY": SECRET, "LOG_LEVEL": "info", "HOST": "127.0.0.1",
-                "WORKER_CONCURRENCY": "0", "PUBLIC_URL": "http://127.0.0.1"})
+                "WORKER_CONCURRENCY": "0", "PUBLIC_URL": "http://127.0.0.1",
+                "RATE_LIMIT_REQUESTS": "0", "AI_CACHE_TTL_SECONDS": "0"})
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     for k in [k for k, v in extra.items() if v is None]:
         env.pop(k, None)
@@ -185,6 +188,7 @@ class Process:
 
     def close(self):
         rc = self.stop()
+        self.last_log = self.log()[-6000:]  # for a report of how it ended
         os.unlink(self.logfile.name)
         return rc
 
@@ -205,8 +209,8 @@ class Process:
 class Server(Process):
     """`nexusapi serve` on 127.0.0.1:<free port>, log captured to a file."""
 
-    def __init__(self, env, cwd=None, args=("serve",)):
-        self.port = free_port()
+    def __init__(self, env, cwd=None, args=("serve",), port=None):
+        self.port = port or free_port()
         super().__init__(args, dict(env, PORT=str(self.port), HOST="127.0.0.1"), cwd)
         self.wait_ready()
 
@@ -229,7 +233,12 @@ class Server(Process):
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
                 h.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=body, headers=h)
+            try:
+                conn.request(method, path, body=body, headers=h)
+            except ConnectionRefusedError as e:  # say how the server ended up so
+                alive = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+                raise ConnectionRefusedError(f"{e}; the server is {alive}; its log ends:\n"
+                                             f"{self.log()[-4000:]}") from e
             r = conn.getresponse()
             return Response(r.status, r.getheaders(), r.read())
         finally:

@@ -148,7 +148,8 @@ static nx_attempt_t *claim(nx_db_t *w, const char *worker, const char *job, int 
     nx_err_t err = {0};
     nx_attempt_t *list = NULL;
     int n = 0;
-    assert_int_equal(nx_queue_claim(w, arena, worker, LEASE, 5, &list, &n, &err), NX_OK);
+    nx_claim_t c = {worker, LEASE, 5, 0, "local", "m"};
+    assert_int_equal(nx_queue_claim(w, arena, &c, &list, &n, &err), NX_OK);
     assert_int_equal(n, 1);
     assert_string_equal(list->job_id, job);
     assert_int_equal(list->attempt, attempt);
@@ -375,7 +376,8 @@ static void claim_two(nx_db_t *w, const char *worker, const char *a, const char 
     nx_err_t err = {0};
     nx_attempt_t *list = NULL;
     int n = 0;
-    assert_int_equal(nx_queue_claim(w, arena, worker, LEASE, 5, &list, &n, &err), NX_OK);
+    nx_claim_t c = {worker, LEASE, 5, 0, "local", "m"};
+    assert_int_equal(nx_queue_claim(w, arena, &c, &list, &n, &err), NX_OK);
     assert_int_equal(n, 2);
     bool first = strcmp(list->job_id, a) == 0;
     out[first ? 0 : 1] = list;

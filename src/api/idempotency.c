@@ -1,0 +1,162 @@
+/*
+ * idempotency.c - Idempotency-Key on the API's POSTs.
+ *
+ * SECURITY: All queries MUST include organisation_id filter. Failure to do so
+ * will result in data leakage between tenants.
+ *
+ * A POST under /api/ may carry Idempotency-Key (1-255 visible ASCII
+ * characters, else 400). Before its handler, the request's tenant
+ * transaction is held open (db/tx.c) and nx_idempotency_begin (migration
+ * 0010) takes the key's advisory lock without waiting and looks it up:
+ *   - in use by a request still in progress: 409, Retry-After: 1;
+ *   - used for another request (method, path or body differ): 422;
+ *   - used for this request: its stored answer - status and body, byte for
+ *     byte - is replayed with Idempotent-Replayed: true, and nothing runs;
+ *   - new: the handler runs in the open transaction, and before the answer
+ *     goes out its status and body are stored with the key and committed
+ *     with the request's effects, in one round trip. A request whose
+ *     transaction failed, or a 5xx, stores nothing: a retry runs again.
+ * Keys are per organisation and kept IDEMPOTENCY_TTL_HOURS (pruned by the
+ * workers). A keyed POST costs two more round trips than an unkeyed one.
+ */
+#include "core/nx.h"
+#include "api/api.h"
+#include "auth/digest.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "db/db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KEY_MAX 255
+
+static const nx_stmt_t st_begin = {
+    "api_idempotency_begin",
+    "SELECT state, status, content_type, location, body "
+    "FROM nx_idempotency_begin($1::uuid, $2, $3)",
+    3,
+};
+
+static const nx_stmt_t st_store = {
+    "api_idempotency_store",
+    "INSERT INTO idempotency_keys (organisation_id, key, request_hash, status, content_type,"
+    " location, body) VALUES ($1::uuid, $2, $3, $4::int, $5, $6, $7)",
+    7,
+};
+
+static bool key_ok(const char *k)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++, n++)
+        if (*p < 0x21 || *p > 0x7e || n >= KEY_MAX)
+            return false;
+    return n > 0;
+}
+
+/* SHA-256 of what makes the request this request: method, path and body. */
+static const char *request_hash(nx_req_t *req)
+{
+    size_t n = strlen(req->method) + strlen(req->path) + 2 + req->body_len;
+    char *buf = nx_arena_alloc(req->arena, n + 1);
+    char *hex = nx_arena_alloc(req->arena, NX_SHA256_HEX_LEN + 1);
+    if (!buf || !hex)
+        return NULL;
+    int k = snprintf(buf, n + 1, "%s %s\n", req->method, req->path);
+    if (req->body_len)
+        memcpy(buf + k, req->body, req->body_len);
+    return nx_sha256_hex(buf, (size_t)k + req->body_len, hex) == NX_OK ? hex : NULL;
+}
+
+/* The stored answer, as the first request sent it. */
+static int replay(nx_req_t *req, nx_res_t *r, nx_err_t *err)
+{
+    long long status;
+    if (nx_parse_int(nx_res_get(r, 0, 1), 100, 599, &status) != NX_OK)
+        return nx_err_set(err, NX_EINTERNAL, NULL);
+    const char *type = nx_res_null(r, 0, 2) ? NULL : nx_res_get(r, 0, 2);
+    if ((!nx_res_null(r, 0, 3) && nx_resp_header(req, "Location", nx_res_get(r, 0, 3)) != NX_OK) ||
+        nx_resp_header(req, "Idempotent-Replayed", "true") != NX_OK ||
+        nx_resp_send(req, (int)status, type ? type : "application/json", nx_res_get(r, 0, 4),
+                     (size_t)nx_res_len(r, 0, 4)) != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err)
+{
+    const char *key = nx_req_header(req, "Idempotency-Key");
+    if (!key || strcmp(req->method, "POST") != 0 || !req->tx)
+        return NX_OK;
+    if (!key_ok(key))
+        return nx_err_set(err, NX_EINVAL, "The Idempotency-Key header must be 1 to %d visible "
+                                          "ASCII characters.", KEY_MAX);
+    nx_api_req_t *ax = nx_api_req(req);
+    const char *hash = ax ? request_hash(req) : NULL;
+    if (!hash)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    nx_tx_hold(req->tx);
+    const char *p[] = {req->auth.org_id, key, hash};
+    int idx = nx_tx_add(req->tx, &st_begin, p);
+    if (idx < 0)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    int rc = nx_tx_run(req->tx, err);
+    if (rc != NX_OK)
+        return rc; /* 409 in use, 401/403, 429...: the transaction is rolled back */
+    nx_res_t *r = nx_tx_res(req->tx, idx);
+    const char *state = nx_res_rows(r) == 1 ? nx_res_get(r, 0, 0) : "";
+    if (strcmp(state, "new") == 0) {
+        ax->idem_key = key;
+        ax->idem_hash = hash;
+        ax->idem_new = true;
+        return NX_OK;
+    }
+    /* nothing of this request's own is written: committing keeps only the
+     * rate-limit hit it took, so a replay counts like any request */
+    nx_err_t e = {0};
+    if (nx_tx_commit(req->tx, &e) != NX_OK) {
+        *err = e;
+        return e.code;
+    }
+    if (strcmp(state, "mismatch") == 0)
+        return nx_err_set(err, NX_EKEYREUSED,
+                          "This Idempotency-Key was used for another request (another method, "
+                          "path or body); use a new key for a new request.");
+    if (strcmp(state, "replay") == 0)
+        return replay(req, r, err); /* the handler stage sees an answer and runs nothing */
+    return nx_err_set(err, NX_EINTERNAL, NULL);
+}
+
+int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
+{
+    nx_api_req_t *ax = req->app;
+    if (!ax || !ax->idem_new || !req->tx || !nx_tx_open(req->tx))
+        return NX_OK; /* no key, a replay, or a transaction that failed and was rolled back */
+    if (err->code && nx_err_status(err->code) >= 500) {
+        nx_tx_rollback(req->tx);
+        return NX_OK;
+    }
+    nx_http_stage_respond(req, err); /* a problem is stored as the client gets it */
+    size_t len;
+    const char *type;
+    const char *body = nx_resp_body(req, &len, &type);
+    char status[8];
+    snprintf(status, sizeof(status), "%d", nx_resp_status(req));
+    const char *copy = nx_arena_strndup(req->arena, body ? body : "", body ? len : 0);
+    const char *p[] = {req->auth.org_id, ax->idem_key, ax->idem_hash, status, type,
+                       nx_resp_header_value(req, "Location"), copy};
+    nx_err_t e = {0};
+    int rc = copy && nx_tx_add(req->tx, &st_store, p) >= 0 ? nx_tx_commit(req->tx, &e)
+                                                           : nx_err_set(&e, NX_ENOMEM, NULL);
+    if (rc != NX_OK) { /* nothing committed: the effects are gone, the client must retry */
+        nx_tx_rollback(req->tx);
+        nx_err_clear(err);
+        nx_err_set(err, NX_EUNAVAILABLE, "The request could not be completed; retry it with the "
+                                         "same Idempotency-Key.");
+        nx_err_log(err, "%s", e.log_detail[0] ? e.log_detail : e.detail);
+        err->retry_after = 1;
+        nx_http_stage_respond(req, err);
+    }
+    return NX_OK;
+}
