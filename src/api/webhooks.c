@@ -211,24 +211,29 @@ static int new_secret(struct input *in, nx_err_t *err)
 
 /* ---- offloaded work: the URL's addresses, then the statements ------------------- */
 
+/* A tenant transaction of the request on this (offload) thread's connection. */
+static nx_tx_t *offload_tx(nx_req_t *req, nx_db_t *db, nx_err_t *err)
+{
+    nx_tx_t *tx = nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id, NX_TX_ADMIN);
+    if (!tx)
+        nx_err_set(err, NX_ENOMEM, NULL);
+    else
+        req->tx = tx; /* the caller stage reads whether its check ran */
+    return tx;
+}
+
 /*
- * The request's tenant transaction on this (offload) thread's connection,
- * once the caller is known to be an admin of the organisation (the check
- * runs alone first: a member never makes us resolve a name), and once
- * every address the URL's host resolves to is one webhooks may reach.
+ * The transaction for the statements, once the caller is known to be an
+ * admin of the organisation (that check runs alone first, in its own
+ * transaction: a member never makes us resolve a name, and no transaction
+ * stays open while we do) and once every address the URL's host resolves
+ * to is one webhooks may reach.
  */
 static nx_tx_t *checked_tx(nx_req_t *req, const char *url, nx_err_t *err)
 {
     nx_db_t *db = nx_db_thread(err);
-    nx_tx_t *tx = db ? nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id,
-                                 NX_TX_ADMIN)
-                     : NULL;
-    if (db && !tx)
-        nx_err_set(err, NX_ENOMEM, NULL);
-    if (!tx)
-        return NULL;
-    req->tx = tx; /* the caller stage reads whether its check ran */
-    if (nx_tx_run(tx, err) != NX_OK)
+    nx_tx_t *check = db ? offload_tx(req, db, err) : NULL;
+    if (!check || nx_tx_run(check, err) != NX_OK)
         return NULL;
     const char *why = NULL;
     int rc = nx_webhook_url_check(req->arena, url, true, &why);
@@ -236,7 +241,7 @@ static nx_tx_t *checked_tx(nx_req_t *req, const char *url, nx_err_t *err)
         nx_err_field(err, "url", "%s", why);
     else if (rc)
         nx_err_set(err, rc, NULL);
-    return rc ? NULL : tx;
+    return rc ? NULL : offload_tx(req, db, err);
 }
 
 static const char *location(nx_req_t *req, const char *id)
