@@ -1,7 +1,8 @@
 """Signed outbound webhooks (issue 14) through the real binary: the admin
 routes, events from the transactional outbox, Standard Webhooks signatures
 checked by that project's own npm library, retries with growing delays, the
-timeout, redirects, a huge answer, rotation, auto-disable, credits.low,
+timeout, a slow endpoint beside another organisation's, redirects, a huge
+answer, rotation, auto-disable, credits.low,
 retries by hand, and tenancy. Receivers listen on 127.0.0.1, allowed
 through WEBHOOK_ALLOW_NETWORKS (the SSRF rules: test_webhooks_ssrf.py)."""
 import json
@@ -263,6 +264,24 @@ def test_hanging_receiver_cut_at_the_timeout(db, hooks, receiver):
     first = d["attempts"][0]
     assert first["status_code"] is None and "within 2 s" in first["error"]
     assert 1900 <= first["duration_ms"] < 4000, first
+
+
+def test_slow_endpoint_never_delays_another_organisations_delivery(db, hooks, receiver):
+    server = hooks(WEBHOOK_TIMEOUT_SECONDS=10)
+    a, b = Tenant(db), Tenant(db)
+    create_hook(server, a, receiver.url("/slow"))
+    hook_b = create_hook(server, b, receiver.url("/hook"))
+    receiver.plan("/slow", ("hang", 8), ("hang", 8), ("hang", 8))
+    for _ in range(3):
+        submit(server, a)
+    slow = receiver.wait(1, "/slow")[0]
+    submit(server, b)
+    # B's event arrives while A's endpoint still holds its first delivery,
+    # which is the only one of A's in flight (at most one per endpoint)
+    fast = receiver.wait(1, "/hook", timeout=7.5)[0]
+    assert fast["t"] - slow["t"] < 8, (fast["t"], slow["t"])
+    assert len(receiver.got("/slow")) == 1
+    wait_delivery(server, b, hook_b["id"], "succeeded")
 
 
 def test_redirect_is_a_failure_not_followed(db, hooks, receiver):
