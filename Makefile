@@ -9,6 +9,8 @@
 #   make run        install what is missing, build, serve on :8000 (embedded database)
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make bench      the benchmark (see docs/benchmarks.md); make bench-quick for a short run
+#   make bench-baseline REV=<commit>   build that commit into build/baseline/ for
+#                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
 JOBS    ?= $(shell nproc)
 BUILD   := build
@@ -17,6 +19,8 @@ PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
 WEBHOOKS_STAMP := tests/e2e/webhooks/node_modules/.package-lock.json
+PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
+GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 DASH    := web/dashboard
 DASH_STAMP := $(DASH)/node_modules/.package-lock.json
 DASH_DIST := $(DASH)/dist/index.html
@@ -24,7 +28,7 @@ DASH_SRC := $(shell find $(DASH)/src -type f 2>/dev/null) $(DASH)/index.html \
             $(DASH)/vite.config.js $(DASH)/compress.mjs
 BROWSER_STAMP := tests/e2e/browser/node_modules/.package-lock.json
 
-.PHONY: all build deps web dashboard chromium run test unit e2e bench bench-quick clean format
+.PHONY: all build deps web dashboard chromium run test unit e2e bench bench-quick bench-baseline clean format
 
 all: build
 
@@ -59,6 +63,15 @@ $(WEBHOOKS_STAMP): tests/e2e/webhooks/package.json tests/e2e/webhooks/package-lo
 	@cd tests/e2e/webhooks && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# The benchmark's reference peers (bench/peer/): Fastify + pg, graphile-worker.
+$(PEER_STAMP): bench/peer/fastify/package.json bench/peer/fastify/package-lock.json | deps
+	@cd bench/peer/fastify && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+$(GW_STAMP): bench/peer/graphile-worker/package.json bench/peer/graphile-worker/package-lock.json | deps
+	@cd bench/peer/graphile-worker && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 # The browser tests (tests/e2e/browser): playwright-core and axe-core, and
 # Debian's chromium (installed when we may; otherwise those tests skip).
 $(BROWSER_STAMP): tests/e2e/browser/package.json tests/e2e/browser/package-lock.json
@@ -89,11 +102,15 @@ unit:
 e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-bench: deps build
+bench: deps build $(PEER_STAMP) $(GW_STAMP)
 	@bash bench/run.sh
 
-bench-quick: deps build
+bench-quick: deps build $(PEER_STAMP) $(GW_STAMP)
 	@BENCH_QUICK=1 bash bench/run.sh
+
+# The binary of another commit, for BENCH_BASELINE_BIN (bench/baseline.sh).
+bench-baseline: deps
+	@JOBS=$(JOBS) bash bench/baseline.sh "$(REV)"
 
 clean:
 	rm -rf build

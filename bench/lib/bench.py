@@ -1,39 +1,44 @@
-"""NexusAPI benchmark (issue 6): run by bench/run.sh (`make bench`, `make bench-quick`).
+"""NexusAPI benchmark (issues 6 and 19): run by bench/run.sh (`make bench`,
+`make bench-quick`).
 
 Starts a private PostgreSQL 15 cluster (fsync and synchronous_commit on),
 seeds 100 organisations x 100 users, mints one token per organisation with
-`nexusapi token`, starts `nexusapi serve` on 127.0.0.1 and measures:
+`nexusapi token`, starts `nexusapi serve` on 127.0.0.1 and, in the same run,
+the reference peers, and measures:
 
   S1  GET /health                          wrk, 64 connections
   S2  GET /api/v1/users?limit=20           wrk, random token per request
   S3  POST /api/v1/summarise (1 KB text)   wrk, random token, workers off
-  B2, B3  the bound: pgbench -M prepared at 64, 16 and HTTP_THREADS clients
-      running the statements S2 and S3 send (rendered from src/, see stmts.py)
-  Q1  drain of N queued summarise jobs with WORKER_CONCURRENCY=4
+  "S1 fastify" ...  the same against the Fastify + pg peer (peers.py)
+  "S1 baseline" ... the same against BENCH_BASELINE_BIN, on its own database
+  S2/16, S3/16  S2 and S3 at 16 connections (the p99 targets)
+  B2, B3  the bound: pgbench -M prepared at 64 and 16 clients running the
+      statements S2 and S3 send (rendered from src/, see stmts.py)
+  S2L, S3L, S4  rate limits on, Idempotency-Key per request (issue 13)
+  Q1  drain of N queued summarise jobs with WORKER_CONCURRENCY=4, beside
+      graphile-worker draining N no-op jobs with 4 workers (and the baseline)
+  M1  server RSS idle and with 1,000 idle keep-alive connections
   W1  10,000 job.completed webhooks to a local receiver answering 204, one
       `nexusapi worker` with WORKER_CONCURRENCY=4: deliveries/s and the
       latency from job completion to the receiver seeing the request
-  M1  server RSS idle and with 1,000 idle keep-alive connections
 
-Runs are interleaved (S1, S2, B2, S3, B3, then again). CPU per request comes
-from /proc (utime+stime of the server and of every process of the cluster,
+Runs are interleaved (each scenario next to its peers, every other round in
+reverse order). CPU per request comes from /proc (utime+stime of the server
+- every process of the Fastify peer - and of every process of the cluster,
 reaped backends included through the postmaster's cutime/cstime).
 Prints a summary and writes docs/benchmarks.md (full runs) or
 build/bench/benchmarks-quick.md (BENCH_QUICK=1).
 
-Python 3 standard library only.
+Python 3 standard library only; the peers run under Node (bench/peer/).
 """
 import datetime
-import http.client
 import json
 import os
 import pwd
 import re
-import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,184 +48,101 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.dirname(HERE)
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, HERE)
+import peers  # noqa: E402
 import stmts  # noqa: E402
+from procs import (Service, Unavailable, children_cpu, foreign_pytest,  # noqa: E402
+                   free_port, http_req, kill_all, log, machine_busy, proc_cpu, rss_kb,
+                   run, spawn, tree_cpu)
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-DURATION = int(os.environ.get("BENCH_DURATION", "4" if QUICK else "20"))
+DURATION = int(os.environ.get("BENCH_DURATION", "4" if QUICK else "10"))
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if QUICK else "3"))
 WARMUP = 1 if QUICK else 2
+# Node compiles as it goes: the peer's CPU per request falls over its first
+# tens of thousands of requests, so it warms up in slices until it has served
+# PEER_WARMUP_REQUESTS and a slice costs no less than 90% of the one before,
+# for at most PEER_WARMUP_MAX seconds
+PEER_WARMUP_REQUESTS = 5000 if QUICK else 20000
+PEER_WARMUP_MAX = 10 if QUICK else 30
 Q1_JOBS = int(os.environ.get("BENCH_Q1_JOBS", "2000" if QUICK else "20000"))
 Q1_TIMEOUT = 60 if QUICK else 240
-Q1_CONCURRENCY = int(os.environ.get("BENCH_Q1_CONCURRENCY", "4"))  # issue 6: 4
+Q1_CONCURRENCY = int(os.environ.get("BENCH_Q1_CONCURRENCY", "4"))  # issues 6 and 19: 4
 W1_EVENTS = int(os.environ.get("BENCH_W1_EVENTS", "2000" if QUICK else "10000"))  # issue 14
 W1_RATE = int(os.environ.get("BENCH_W1_RATE", "2500"))  # jobs submitted per second
 W1_TIMEOUT = 120
+W1DB = "nexus_w1"
 M1_CONNS = int(os.environ.get("BENCH_M1_CONNS", "1000"))
-CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))  # issue 6: 64; others: build/bench only
-BOUND_CLIENTS = [64, 16]  # + HTTP_THREADS (the server's connections), added at start
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))  # issue 19: 64; others: build/bench only
+LOW_CONNS = 16  # issue 19: the p99 targets hold at 16 connections
+BOUND_CLIENTS = [64, 16]
 WRK_THREADS = 2
 ORGS, USERS, CREDITS = 100, 100, 1_000_000_000
 TOKEN_USER = 2  # the member of each organisation that gets a token
 BIN = os.environ.get("NEXUS_BIN", os.path.join(ROOT, "build", "nexusapi"))
+BASE_BIN = os.path.abspath(os.environ["BENCH_BASELINE_BIN"]) if os.environ.get("BENCH_BASELINE_BIN") else ""
 PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
 SUPERUSER, OWNER, DBNAME, Q1DB = "bench_su", "nexus_owner", "nexus_bench", "nexus_q1"
-W1DB = "nexus_w1"
-CLK = os.sysconf("SC_CLK_TCK")
+BASEDB, Q1BASEDB, GWDB = "nexus_base", "nexus_q1_base", "graphile_worker_q1"
 NOTE = os.environ.get("BENCH_NOTE", "")
 PROFILE = [x for x in os.environ.get("BENCH_PROFILE", "").split(",") if x]
 PGSS = os.environ.get("BENCH_PGSS", "1") != "0"  # statements per request need it
-ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]  # e.g. S2,M1
+ONLY = [x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()]
 
-
-def wanted(sc):
-    return not ONLY or sc in ONLY
-
-
-# S2 and S3 again with rate limits on (a second server; high enough never to
-# refuse), and S3 with an Idempotency-Key per request (issue 13)
+# The measured scenarios, in round order: key -> (target, request, connections).
+# Targets: "nexus" (nexusapi serve), "limited" (the same with rate limits on,
+# high enough never to refuse: issue 13), "fastify" (the reference peer),
+# "baseline" (BENCH_BASELINE_BIN). Requests: S1, S2, S3 and S4 (S3 with an
+# Idempotency-Key per request). B2/B3 rows (pgbench) follow their scenario.
+SCENARIOS = {}
+for _s in ("S1", "S2", "S3"):
+    SCENARIOS[_s] = ("nexus", _s, CONNS)
+    SCENARIOS[f"{_s} fastify"] = ("fastify", _s, CONNS)
+    SCENARIOS[f"{_s} baseline"] = ("baseline", _s, CONNS)
+    if _s != "S1":
+        SCENARIOS[f"{_s}/{LOW_CONNS}"] = ("nexus", _s, LOW_CONNS)
+SCENARIOS.update({"S2L": ("limited", "S2", CONNS), "S3L": ("limited", "S3", CONNS),
+                  "S4": ("nexus", "S4", CONNS)})
 LIMITED = ("S2L", "S3L")
+BOUNDS = {"S2": "B2", "S3": "B3"}
+ROUND = ["S1", "S1 fastify", "S1 baseline",
+         "S2", "S2 fastify", "S2 baseline", f"S2/{LOW_CONNS}", "B2",
+         "S3", "S3 fastify", "S3 baseline", f"S3/{LOW_CONNS}", "B3",
+         "S2L", "S3L", "S4"]
+PEER_POOL = int(os.environ.get("BENCH_PEER_POOL", "8"))  # pg connections per Fastify worker
 
-TARGETS = {  # issue 6
-    "s2_bound": 60.0, "s3_bound": 50.0, "s1_cpu_us": 20.0, "p99_ms": 10.0,
-    "q1_jobs_s": 2000.0, "m1_mb": 30.0,
+
+def base_of(key):
+    """"S2 fastify", "S2/16", "B2/64" -> "S2"; "Q1 baseline" -> "Q1"."""
+    k = key.split(" ")[0].split("/")[0]
+    return "S" + k[1:] if k.startswith("B") else k
+
+
+def wanted(key):
+    """BENCH_ONLY names scenarios (S2, M1) - each with its peers, its 16-connection
+    run and its bound - or exact rows ("S2 fastify", S2/16, B2/64)."""
+    return not ONLY or key in ONLY or base_of(key) in ONLY
+
+
+TARGETS = {  # issue 19: ratios inside one run
+    "s1_vs_fastify": 4.0, "s2_vs_fastify": 3.0, "s3_vs_fastify": 3.0,
+    "s2_vs_baseline": 0.5, "s3_vs_baseline": 2.0 / 3.0,
+    "q1_vs_graphile": 2.0, "q1_pg_vs_baseline": 0.5,
+    "s2_p99_16_ms": 5.0, "s3_p99_16_ms": 10.0, "m1_mb": 30.0,
+    "issue13_pct": 85.0,
     "w1_deliveries_s": 2000.0, "w1_p50_ms": 50.0,  # issue 14
 }
 
 
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class Unavailable(Exception):
-    """A scenario cannot run yet (route 404, verb missing, SQL not written)."""
-
-
-# ---------------------------------------------------------------- processes
-
-PROCS = []  # every Popen we start (own session), killed on exit
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    PROCS.append(p)
-    return p
-
-
-def kill_all():
-    for p in PROCS:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.time() + 10
-    for p in PROCS:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, env=None, timeout=120, check=True, input=None, cwd=None):
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                       input=input, cwd=cwd)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({r.returncode}): "
-                           f"{(r.stderr or r.stdout).strip()[-800:]}")
-    return r
-
-
-# ---------------------------------------------------------------- CPU from /proc
-
-def _stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        s = f.read()
-    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
-
-
-def proc_cpu(pid, children=False):
-    """utime+stime (+ reaped children's) of a process, in seconds."""
-    try:
-        f = _stat(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    t = int(f[11]) + int(f[12])
-    if children:
-        t += int(f[13]) + int(f[14])
-    return t / CLK
-
-
-def tree_cpu(root_pid):
-    """CPU of a process, its reaped children and its live children (seconds)."""
-    total = proc_cpu(root_pid, children=True)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            f = _stat(d)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if int(f[1]) == root_pid:
-            total += (int(f[11]) + int(f[12])) / CLK
-    return total
-
-
-def machine_busy():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    total = sum(v[:8])
-    idle = v[3] + v[4]
-    return (total - idle) / CLK, total / CLK
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def rss_kb(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return None
-
-
-def foreign_pytest():
-    n = 0
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    if b"pytest" in f.read():
-                        n += 1
-            except OSError:
-                pass
-    return n
-
-
 class CpuWindow:
-    """Before/after CPU of the server, the cluster, the load generator and the machine."""
+    """Before/after CPU of the server, the cluster, the load generator and the machine.
+    server_cpu: a function giving the server's CPU seconds so far (None: none)."""
 
-    def __init__(self, server_pid, pm_pid):
-        self.server_pid, self.pm_pid = server_pid, pm_pid
+    def __init__(self, server_cpu, pm_pid):
+        self.server_cpu, self.pm_pid = server_cpu, pm_pid
 
     def snap(self):
         busy, total = machine_busy()
-        return {"server": proc_cpu(self.server_pid) if self.server_pid else 0.0,
+        return {"server": self.server_cpu() if self.server_cpu else 0.0,
                 "pg": tree_cpu(self.pm_pid), "client": children_cpu(),
                 "busy": busy, "total": total, "t": time.time()}
 
@@ -344,73 +266,15 @@ def top_statements(cl, db, per, limit=8):
 
 # ---------------------------------------------------------------- the server
 
-class Server:
-    def __init__(self, tmp, env, name="server", args=("serve",), port=None, wrap=None):
-        self.port = port or free_port()
-        self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1",
-                        PUBLIC_URL=f"http://127.0.0.1:{self.port}")
+class Server(Service):
+    """`nexusapi serve` (or another verb) of BIN, or of another binary."""
+
+    def __init__(self, tmp, env, name="server", args=("serve",), port=None, wrap=None, binary=None):
+        port = port or free_port()
+        env = dict(env, PORT=str(port), HOST="127.0.0.1", PUBLIC_URL=f"http://127.0.0.1:{port}")
         # BENCH_SERVER_LOG=/dev/null: experiment knob (the report always states it)
-        self.logpath = os.environ.get("BENCH_SERVER_LOG") or os.path.join(tmp, f"{name}.log")
-        self.logf = open(self.logpath, "ab")
-        cmd = [BIN] + list(args)
-        self.proc = spawn((wrap or []) + cmd, env=self.env, stdout=self.logf,
-                          stderr=subprocess.STDOUT, cwd=tmp)
-        self.pid = self.proc.pid
-        if wrap:  # the server is perf's child
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                kids = _children(self.proc.pid)
-                if kids:
-                    self.pid = kids[0]
-                    break
-                time.sleep(0.01)
-
-    def wait_http(self, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
-            try:
-                st, _, _ = http_req(self.port, "GET", "/health", timeout=2)
-                if st == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {timeout}s: {self.tail()}")
-
-    def tail(self, n=1500):
-        with open(self.logpath, errors="replace") as f:
-            return f.read()[-n:]
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.logf.close()
-        return self.proc.returncode
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def http_req(port, method, path, body=None, headers=None, timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        c.close()
+        super().__init__(tmp, [binary or BIN] + list(args), env, name, port, wrap=wrap,
+                         logpath=os.environ.get("BENCH_SERVER_LOG"))
 
 
 # ---------------------------------------------------------------- wrk and pgbench
@@ -477,7 +341,9 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="nexus-bench-")
         os.chmod(self.tmp, 0o755)
         self.cl = None
-        self.server = None
+        self.targets = {}  # "nexus", "limited", "fastify", "baseline" -> a running Service
+        self.down = {}  # target -> why it is not running
+        self.answers = {}  # request -> NexusAPI's answer to the probe
         self.res = {"quick": QUICK, "duration": DURATION, "runs": RUNS, "scenarios": {},
                     "unavailable": {}, "notes": [], "started": time.time()}
         self.secret = secrets.token_hex(32)
@@ -492,7 +358,7 @@ class Bench:
         keep = {k: v for k, v in os.environ.items()
                 if not k.startswith(("NEXUS_", "JOB_", "GOOGLE_", "GEMINI_", "DATABASE_URL",
                                      "APP_DATABASE_URL", "WORKER_DATABASE_URL", "JWT_",
-                                     "WORKER_", "LOG_", "AI_", "PG"))}
+                                     "WORKER_", "LOG_", "AI_", "PG", "BENCH_", "PEER_"))}
         keep.update({"DATABASE_URL": self.cl.dsn(db), "JWT_SECRET_KEY": self.secret,
                      "JWT_EXPIRATION_MINUTES": "240", "WORKER_CONCURRENCY": "0",
                      # the reference runs without the limiter; S2L/S3L run a second
@@ -515,33 +381,63 @@ class Bench:
         self.res["pg_settings"] = self.cl.settings
         log(f"PostgreSQL on 127.0.0.1:{self.cl.port} ({self.cl.dir})")
         self.cl.psql(f"CREATE ROLE {OWNER} LOGIN CREATEROLE", "postgres")
-        self.cl.psql(f"CREATE DATABASE {DBNAME} OWNER {OWNER}", "postgres")
-        if PGSS:
-            self.cl.psql("CREATE EXTENSION pg_stat_statements")
-        r = run([BIN, "migrate", "upgrade", "head"], env=self.env(), cwd=self.tmp, check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"nexusapi migrate upgrade head failed: {(r.stderr or r.stdout).strip()[-600:]}")
         self.seeded = False
         try:
-            t0 = time.time()
-            self.cl.psql(None, user=OWNER, file=os.path.join(BENCH, "seed.sql"),
-                         variables={"orgs": ORGS, "users": USERS, "credits": CREDITS})
+            self.database(DBNAME, BIN)
             self.seeded = True
-            log(f"seeded {ORGS} organisations x {USERS} users in {time.time() - t0:.1f}s")
-            # pristine copies for Q1 and W1 (taken before any job exists)
+            # a pristine copy for Q1 (taken before any job exists)
             self.cl.psql(f"CREATE DATABASE {Q1DB} TEMPLATE {DBNAME} OWNER {OWNER}", "postgres")
             if wanted("W1"):
                 self.cl.psql(f"CREATE DATABASE {W1DB} TEMPLATE {DBNAME} OWNER {OWNER}", "postgres")
-        except RuntimeError as e:
+        except Unavailable as e:
             self.res["notes"].append(f"seed failed: {e}")
             log(f"seed failed: {e}")
+        if BASE_BIN and any(wanted(k) for k in SCENARIOS if k.endswith(" baseline")) \
+                or BASE_BIN and wanted("Q1 baseline"):
+            self.setup_baseline()
         self.write_body()
         self.mint_tokens()
         self.pgbench_vars = {"need_member": "member", "job_summarise": "summarise",
                              "text": self.text, "null_param": "-", "page_limit": "21",
                              "cost_summarise": job_cost("summarise", "10"),
-                             "max_attempts": "3", "no_metadata": "{}", "api_v1": "1",
-                             "credits_low": "50"}
+                             "max_attempts": setting_default("JOB_MAX_ATTEMPTS", "3"), "no_metadata": "{}", "api_v1": "1",
+                             "credits_low": setting_default("CREDITS_LOW_THRESHOLD", "50")}
+
+    def database(self, db, binary):
+        """A database migrated by `binary migrate upgrade head` and seeded."""
+        self.cl.psql(f"CREATE DATABASE {db} OWNER {OWNER}", "postgres")
+        if PGSS:
+            self.cl.psql("CREATE EXTENSION pg_stat_statements", db)
+        r = run([binary, "migrate", "upgrade", "head"], env=self.env(db), cwd=self.tmp, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"{binary} migrate upgrade head failed: "
+                               f"{(r.stderr or r.stdout).strip()[-600:]}")
+        t0 = time.time()
+        try:
+            self.cl.psql(None, db=db, user=OWNER, file=os.path.join(BENCH, "seed.sql"),
+                         variables={"orgs": ORGS, "users": USERS, "credits": CREDITS})
+        except RuntimeError as e:
+            raise Unavailable(f"the seed failed: {e}")
+        log(f"{db}: migrated by {os.path.relpath(binary, ROOT)}, seeded {ORGS} organisations "
+            f"x {USERS} users in {time.time() - t0:.1f}s")
+
+    def setup_baseline(self):
+        """BENCH_BASELINE_BIN's own database (its migrations may differ) and Q1 copy."""
+        b = self.res["baseline"] = {"bin": BASE_BIN, "src": baseline_src()}
+        try:
+            if not os.access(BASE_BIN, os.X_OK):
+                raise Unavailable(f"BENCH_BASELINE_BIN={BASE_BIN} is not an executable")
+            b["version"] = run([BASE_BIN, "--version"], check=False).stdout.strip()
+            try:
+                with open(os.path.join(os.path.dirname(BASE_BIN), "REV")) as f:
+                    b["rev"] = f.read().strip()
+            except OSError:
+                b["rev"] = None
+            self.database(BASEDB, BASE_BIN)
+            self.cl.psql(f"CREATE DATABASE {Q1BASEDB} TEMPLATE {BASEDB} OWNER {OWNER}", "postgres")
+        except (Unavailable, RuntimeError) as e:
+            self.down["baseline"] = str(e)
+            log(f"baseline not available: {e}")
 
     def write_body(self):
         words = ("The quarterly report shows steady growth in every region. Customers praised "
@@ -578,76 +474,112 @@ class Bench:
             f.write("\n".join(self.tokens) + "\n")
         log(f"minted {len(self.tokens)} tokens with `nexusapi token` in {time.time() - t0:.1f}s")
 
-    def start_server(self):
-        self.server = Server(self.tmp, self.env())
-        self.server.wait_http()
-        self.limited = None
-        if any(wanted(k) for k in LIMITED):
+    def needs(self, target):
+        return any(t == target and wanted(k) for k, (t, _, _) in SCENARIOS.items())
+
+    def start_servers(self):
+        srv = self.targets["nexus"] = Server(self.tmp, self.env())
+        srv.wait_http()
+        if self.needs("limited"):
             # the same server with rate limits on, high enough never to refuse
-            self.limited = Server(self.tmp, self.env(RATE_LIMIT_REQUESTS=100000000,
-                                                     RATE_LIMIT_WINDOW_SECONDS=900),
-                                  name="server-limited")
-            self.limited.wait_http()
-        cfg = run([BIN, "config"], env=self.server.env, cwd=self.tmp, check=False)
+            lim = self.targets["limited"] = Server(
+                self.tmp, self.env(RATE_LIMIT_REQUESTS=100000000, RATE_LIMIT_WINDOW_SECONDS=900),
+                name="server-limited")
+            lim.wait_http()
+        cfg = run([BIN, "config"], env=srv.env, cwd=self.tmp, check=False)
         keep = ("HTTP_", "WORKER_CONCURRENCY", "JOB_BATCH_SIZE", "JOB_POLL_INTERVAL_MS",
                 "LOG_LEVEL", "LOG_FORMAT", "AI_PROVIDER", "JWT_ALGORITHM")
         self.res["settings"] = [l for l in cfg.stdout.splitlines() if l.startswith(keep)]
         self.res["settings_note"] = ("server stdout+stderr (access log at the default level) -> "
                                      + (os.environ.get("BENCH_SERVER_LOG") or "a file in the temp dir"))
-        threads = [int(l.split("=", 1)[1]) for l in self.res["settings"] if l.startswith("HTTP_THREADS=")]
-        if threads and threads[0] not in BOUND_CLIENTS:
-            BOUND_CLIENTS.append(threads[0])
-        log(f"nexusapi serve on 127.0.0.1:{self.server.port} (pid {self.server.pid}); "
+        log(f"nexusapi serve on 127.0.0.1:{srv.port} (pid {srv.pid}); "
             + " ".join(self.res["settings"]))
+        if self.needs("baseline") and BASE_BIN and "baseline" not in self.down:
+            self.start_target("baseline", lambda: Server(self.tmp, self.env(BASEDB), name="baseline",
+                                                         binary=BASE_BIN))
+        if self.needs("fastify"):
+            self.start_target("fastify", self.fastify)
+
+    def start_target(self, name, make):
+        try:
+            t = self.targets[name] = make()
+            t.wait_http(timeout=60)
+            log(f"{name} on 127.0.0.1:{t.port} (pid {t.pid})")
+        except (Unavailable, RuntimeError) as e:
+            self.down[name] = str(e)
+            self.targets.pop(name, None)
+            log(f"{name} not available: {e}")
+
+    def fastify(self):
+        st, _, body = http_req(self.targets["nexus"].port, "GET", "/health")
+        version = (json.loads(body) if st == 200 else {}).get("version", "?")
+        conf = peers.write_sql(os.path.join(ROOT, "src"), os.path.join(self.tmp, "peer-sql.json"), {
+            "version": version, "cost_summarise": int(job_cost("summarise", "10")),
+            "max_attempts": int(setting_default("JOB_MAX_ATTEMPTS", "3")),
+            "credits_low": int(setting_default("CREDITS_LOW_THRESHOLD", "50"))})
+        self.res["peer"] = {"pool": PEER_POOL, "workers": os.environ.get("PEER_WORKERS") or os.cpu_count()}
+        return peers.Fastify(self.tmp, self.cl.dsn(DBNAME), self.secret, conf, PEER_POOL)
 
     # -- availability ---------------------------------------------------------
 
-    def probe(self, sc):
-        if sc == "S1":
-            st, _, body = http_req(self.server.port, "GET", "/health")
-            if st != 200:
-                raise Unavailable(f"GET /health answered {st}")
-            return
-        if not self.tokens:
-            raise Unavailable(f"no tokens ({getattr(self, 'token_error', 'unknown')})")
+    def ask(self, port, req):
+        """One request of the scenario's kind with the first token: (status, headers, body)."""
+        if req == "S1":
+            return http_req(port, "GET", "/health")
         h = {"Authorization": "Bearer " + self.tokens[0]}
-        port = self.server_of(sc).port
-        if sc == "S4":
+        if req == "S2":
+            return http_req(port, "GET", "/api/v1/users?limit=20", headers=h)
+        h["Content-Type"] = "application/json"
+        if req == "S4":
             h["Idempotency-Key"] = f"probe-{time.time()}"
-        if sc in ("S2", "S2L"):
-            st, hdrs, body = http_req(port, "GET", "/api/v1/users?limit=20", headers=h)
-            if sc == "S2L" and "ratelimit" not in {k.lower() for k in hdrs}:
-                raise Unavailable("the limited server answers without RateLimit headers")
-            if st in (404, 405, 501):
-                raise Unavailable(f"GET /api/v1/users answered {st}: route not available yet")
-            if st != 200:
-                raise Unavailable(f"GET /api/v1/users answered {st}: {body[:200]!r}")
+        return http_req(port, "POST", "/api/v1/summarise", body=self.input_json, headers=h)
+
+    def probe(self, key):
+        """Checks a scenario's answer before it is measured (Unavailable if wrong).
+        The Fastify peer must answer what NexusAPI answers."""
+        target, req, _ = SCENARIOS[key]
+        if target not in self.targets:
+            raise Unavailable(self.down.get(target, f"{target} is not running"))
+        if req != "S1" and not self.tokens:
+            raise Unavailable(f"no tokens ({getattr(self, 'token_error', 'unknown')})")
+        st, hdrs, body = self.ask(self.targets[target].port, req)
+        path = "GET /health" if req == "S1" else \
+            "GET /api/v1/users" if req == "S2" else "POST /api/v1/summarise"
+        if st in (404, 405, 501):
+            raise Unavailable(f"{path} answered {st}: route not available yet")
+        if st != {"S1": 200, "S2": 200}.get(req, 202):
+            raise Unavailable(f"{path} answered {st}: {body[:200]!r}")
+        if key == "S2L" and "ratelimit" not in {k.lower() for k in hdrs}:
+            raise Unavailable("the limited server answers without RateLimit headers")
+        if req == "S2":
             items = json.loads(body).get("items", [])
             if len(items) != 20:
                 raise Unavailable(f"GET /api/v1/users?limit=20 returned {len(items)} items, not 20")
-        elif sc in ("S3", "S3L", "S4"):
-            h["Content-Type"] = "application/json"
-            st, _, body = http_req(port, "POST", "/api/v1/summarise",
-                                   body=self.input_json, headers=h)
-            if st in (404, 405, 501):
-                raise Unavailable(f"POST /api/v1/summarise answered {st}: route not available yet")
-            if st != 202:
-                raise Unavailable(f"POST /api/v1/summarise answered {st}: {body[:200]!r}")
+        if req == "S3" and not peers.UUID.match(str(json.loads(body).get("job_id"))):
+            raise Unavailable(f"POST /api/v1/summarise answered without a job_id: {body[:200]!r}")
+        if target == "nexus" and req not in self.answers:
+            self.answers[req] = (st, hdrs, body)
+        if target == "fastify":
+            ours = self.answers.get(req) or self.ask(self.targets["nexus"].port, req)
+            diff = peers.same_answer(req, ours, (st, hdrs, body))
+            if diff:
+                raise Unavailable(f"answers differently from NexusAPI: {diff}")
 
-    def prepare_bound(self, name, template):
+    def prepare_bound(self, name, template, src=None, db=DBNAME):
         if not self.seeded:
             raise Unavailable("the seed failed")
-        out = os.path.join(self.tmp, "scripts")
+        out = os.path.join(self.tmp, "scripts", name.replace(" ", "-"))
         os.makedirs(out, exist_ok=True)
         try:
-            path, meta = stmts.render(os.path.join(BENCH, template), os.path.join(ROOT, "src"),
+            path, meta = stmts.render(os.path.join(BENCH, template), src or os.path.join(ROOT, "src"),
                                       out, ORGS, TOKEN_USER)
         except stmts.RenderError as e:
             raise Unavailable(str(e))
         self.bound_scripts[name] = [path]
-        self.res.setdefault("bound_sql", {})[name] = meta["sample"]
+        if db == DBNAME:
+            self.res.setdefault("bound_sql", {})[name] = meta["sample"]
         # sanity: one client, a few transactions, no error
-        r = self.pgbench(name, 1, t=5, check=False)
+        r = self.pgbench(name, 1, t=5, db=db, check=False)
         if r.returncode != 0 or "aborted" in r.stderr:
             raise Unavailable(f"pgbench {template} failed: {r.stderr.strip()[-400:]}")
 
@@ -655,9 +587,9 @@ class Bench:
                 rate=None):
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients),
                "-j", str(min(WRK_THREADS, clients))]
+        cmd += ["-T", str(T)] if T else ["-t", str(t)]
         if rate:
             cmd += ["-R", str(rate)]
-        cmd += ["-T", str(T)] if T else ["-t", str(t)]
         if logprefix:
             cmd += ["-l", f"--log-prefix={logprefix}"]
         for p in self.bound_scripts[name]:
@@ -673,107 +605,140 @@ class Bench:
 
     # -- measured runs --------------------------------------------------------
 
-    def server_of(self, sc):
-        return self.limited if sc in LIMITED else self.server
-
-    def wrk(self, sc, duration):
-        url = f"http://127.0.0.1:{self.server_of(sc).port}"
-        cmd = ["wrk", "-t", str(WRK_THREADS), "-c", str(CONNS), "-d", f"{duration}s",
+    def wrk(self, key, duration):
+        target, req, conns = SCENARIOS[key]
+        url = f"http://127.0.0.1:{self.targets[target].port}"
+        cmd = ["wrk", "-t", str(WRK_THREADS), "-c", str(conns), "-d", f"{duration}s",
                "--latency", "--timeout", "5s"]
-        if sc == "S1":
+        if req == "S1":
             url += "/health"
         else:
-            script = {"S2": "s2_users.lua", "S3": "s3_summarise.lua", "S2L": "s2_users.lua",
-                      "S3L": "s3_summarise.lua", "S4": "s4_idempotent.lua"}[sc]
+            script = {"S2": "s2_users.lua", "S3": "s3_summarise.lua", "S4": "s4_idempotent.lua"}[req]
             cmd += ["-s", os.path.join(BENCH, script)]
         env = dict(os.environ, BENCH_TOKENS=self.tokens_path, BENCH_BODY=self.body_path,
                    BENCH_DIR=BENCH)
         r = run(cmd + [url], env=env, timeout=duration + 60)
         return parse_wrk(r.stdout)
 
-    def profile(self, sc):
+    def profile(self, key):
         """BENCH_PROFILE=S1,S2: an extra, unmeasured wrk run with `perf record -g`
         on the server; report in build/bench/profile-<sc>.txt."""
         out = os.path.join(ROOT, "build", "bench")
         os.makedirs(out, exist_ok=True)
-        data = os.path.join(out, f"perf-{sc}.data")
-        rec = spawn(["perf", "record", "-g", "-F", "999", "-o", data, "-p", str(self.server.pid)],
+        name = key.replace(" ", "-").replace("/", "-")
+        data = os.path.join(out, f"perf-{name}.data")
+        pid = self.targets[SCENARIOS[key][0]].pid
+        rec = spawn(["perf", "record", "-g", "-F", "999", "-o", data, "-p", str(pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-        self.wrk(sc, max(3, DURATION // 2))
+        self.wrk(key, max(3, DURATION // 2))
         os.kill(rec.pid, signal.SIGINT)
         rec.wait(timeout=60)
-        for name, extra in (("", ["--no-children"]), ("-callers", ["--children"])):
+        for suffix, extra in (("", ["--no-children"]), ("-callers", ["--children"])):
             r = run(["perf", "report", "-i", data, "--stdio", "--percent-limit", "1", "-g", "none"]
                     + extra, check=False, timeout=120)
-            with open(os.path.join(out, f"profile-{sc}{name}.txt"), "w") as f:
+            with open(os.path.join(out, f"profile-{name}{suffix}.txt"), "w") as f:
                 f.write(r.stdout)
-        log(f"profile of {sc}: build/bench/profile-{sc}.txt (perf data: {os.path.relpath(data, ROOT)})")
+        log(f"profile of {key}: build/bench/profile-{name}.txt (perf data: {os.path.relpath(data, ROOT)})")
 
     def measure(self, key, fn):
         cl = self.cl
+        http = key in SCENARIOS
+        db = BASEDB if http and SCENARIOS[key][0] == "baseline" else DBNAME
         if PGSS:
             cl.psql("SELECT pg_stat_statements_reset()")
-        before = db_stats(cl, DBNAME)
+        before = db_stats(cl, db)
         time.sleep(0.1)
-        win = CpuWindow(self.server_of(key).pid if key.startswith("S") else None, cl.pm_pid)
+        win = CpuWindow(self.targets[SCENARIOS[key][0]].cpu if http else None, cl.pm_pid)
         a = win.snap()
         load = os.getloadavg()[0]
         r = fn()
-        if not key.startswith("S"):
+        if not http:
             time.sleep(0.3)  # pgbench's backends exit and are reaped
         b = win.snap()
-        after = db_stats(cl, DBNAME)
+        after = db_stats(cl, db)
         d = CpuWindow.delta(a, b)
         n = max(1, r.get("requests", 0))
         r.update({
-            "server_us": 1e6 * d["server"] / n if key.startswith("S") else None,
+            "server_us": 1e6 * d["server"] / n if http else None,
             "pg_us": 1e6 * d["pg"] / n, "client_us": 1e6 * d["client"] / n,
             "other_pct": d["other_pct"], "busy_pct": d["busy_pct"], "load1": load,
             "pytest": foreign_pytest(),
             "stmts": (after["calls"] - before["calls"]) / n if PGSS else None,
             "wal_bytes": (after["wal_bytes"] - before["wal_bytes"]) / n,
         })
-        r["top"] = top_statements(cl, DBNAME, n, 6)
+        r["top"] = top_statements(cl, db, n, 6)
         bad = r.get("non2xx", 0) + r.get("sock_err", 0) + r.get("failed", 0)
-        if bad > 0.001 * n:
+        if not r.get("requests"):
+            r["invalid"] = "no request completed (connecting took the whole run?)"
+        elif bad > 0.001 * n:
             r["invalid"] = f"{bad} of {n} requests failed (non-2xx, socket errors or failed transactions)"
         self.res["scenarios"].setdefault(key, []).append(r)
-        log(f"  {key:7s} {r['rps']:9.0f}/s  p50 {fmt(r['p50'], 2)} ms  p99 {fmt(r['p99'], 2)} ms  "
+        log(f"  {key:11s} {r['rps']:9.0f}/s  p50 {fmt(r['p50'], 2)} ms  p99 {fmt(r['p99'], 2)} ms  "
             f"server {fmt(r['server_us'], 1)} us  pg {fmt(r['pg_us'], 1)} us  "
             f"stmts {fmt(r['stmts'], 2)}  other {r['other_pct']:.0f}%"
             + (f"  INVALID: {r['invalid']}" if "invalid" in r else ""))
         return r
 
-    def run_rounds(self):
+    def plan(self):
+        """The keys measured in each round, in order, each probed first."""
         order = []
-        for sc in ("S1", "S2", "S3", "S2L", "S3L", "S4"):
-            if not wanted(sc):
+        for key in ROUND:
+            if key in BOUNDS.values():  # B2, B3: the bound of the scenario before
+                keys = [f"{key}/{c}" for c in BOUND_CLIENTS if wanted(f"{key}/{c}")]
+                if not keys:
+                    continue
+                try:
+                    self.prepare_bound(key, f"s{key[1]}_bound.sql")
+                    order += keys
+                except Unavailable as e:
+                    self.res["unavailable"][key] = f"not available yet: {e}"
+                    log(f"{key}: not available yet: {e}")
+                continue
+            if not wanted(key) or (SCENARIOS[key][0] == "baseline" and not BASE_BIN):
                 continue
             try:
-                self.probe(sc)
-                order.append(sc)
+                self.probe(key)
+                order.append(key)
             except Unavailable as e:
-                self.res["unavailable"][sc] = f"not available yet: {e}"
-                log(f"{sc}: not available yet: {e}")
-            if sc in ("S2", "S3"):
-                b = "B" + sc[1]
-                try:
-                    self.prepare_bound(b, f"s{sc[1]}_bound.sql")
-                    order += [f"{b}/{c}" for c in BOUND_CLIENTS]
-                except Unavailable as e:
-                    self.res["unavailable"][b] = f"not available yet: {e}"
-                    log(f"{b}: not available yet: {e}")
-        for sc in [s for s in order if s.startswith("S")]:
-            log(f"warm-up {sc} ({WARMUP}s)")
-            self.wrk(sc, WARMUP)
-            if sc in PROFILE:
-                self.profile(sc)
+                self.res["unavailable"][key] = f"not available: {e}"
+                log(f"{key}: not available: {e}")
+        return order
+
+    def warm_up(self, key):
+        if SCENARIOS[key][0] != "fastify":
+            log(f"warm-up {key} ({WARMUP}s)")
+            self.wrk(key, WARMUP)
+            return
+        srv, prev, costs, served = self.targets["fastify"], None, [], 0
+        deadline = time.time() + PEER_WARMUP_MAX
+        while time.time() < deadline:
+            c0 = srv.cpu()
+            n = self.wrk(key, WARMUP).get("requests", 0)
+            cost = 1e6 * (srv.cpu() - c0) / max(1, n)
+            served += n
+            costs.append(f"{cost:.0f}")
+            if served >= PEER_WARMUP_REQUESTS and prev is not None and cost >= 0.9 * prev:
+                break
+            prev = cost
+        log(f"warm-up {key}: {served} requests in {len(costs)} x {WARMUP}s, "
+            f"server µs/request {' -> '.join(costs)}")
+        self.res.setdefault("peer_warmup", {})[key] = {"requests": served, "costs": costs}
+
+    def run_rounds(self):
+        order = self.plan()
+        warmed = set()
+        for key in [k for k in order if k in SCENARIOS]:
+            if SCENARIOS[key][:2] not in warmed:  # a server and request warmed once
+                warmed.add(SCENARIOS[key][:2])
+                self.warm_up(key)
+            if key in PROFILE:
+                self.profile(key)
         for i in range(RUNS):
             log(f"round {i + 1}/{RUNS}")
             # odd rounds run backwards, so no scenario always follows the same one
             for key in (order if i % 2 == 0 else order[::-1]):
-                if key.startswith("S"):
+                if key in SCENARIOS:
                     self.measure(key, lambda k=key: self.wrk(k, DURATION))
                 else:
                     name, c = key.split("/")
@@ -783,109 +748,21 @@ class Bench:
                         r = self.pgbench(name, c, T=DURATION, logprefix=prefix)
                         return parse_pgbench(r.stdout, prefix)
                     self.measure(key, go)
-        self.res["server_peak_rss_kb"] = rss_kb(self.server.pid, "VmHWM")
-        self.res["server_rss_after_kb"] = rss_kb(self.server.pid)
+        srv = self.targets["nexus"]
+        self.res["server_peak_rss_kb"] = rss_kb(srv.pid, "VmHWM")
+        self.res["server_rss_after_kb"] = rss_kb(srv.pid)
         try:
-            size = os.path.getsize(self.server.logpath)
+            size = os.path.getsize(srv.logpath)
             nreq = sum(r.get("requests", 0) for k, v in self.res["scenarios"].items()
-                       if k.startswith("S") for r in v)
+                       if k in SCENARIOS and SCENARIOS[k][0] == "nexus" for r in v)
             self.res["log_bytes_per_request"] = size / nreq if nreq else None
         except OSError:
             pass
-        self.server.stop()
-        self.server = None
-        if self.limited:
-            self.limited.stop()
-            self.limited = None
+        self.stop_servers()
 
-    # -- Q1 -----------------------------------------------------------------------
-
-    def q1(self):
-        if "B3" not in self.bound_scripts:
-            try:
-                self.prepare_bound("B3", "s3_bound.sql")
-            except Unavailable as e:
-                raise Unavailable(f"needs the submission SQL to queue jobs ({e})")
-        cl = self.cl
-        log(f"Q1: enqueueing {Q1_JOBS} summarise jobs (the S3 statement, pgbench, 8 clients)")
-        t0 = time.time()
-        self.pgbench("B3", 8, t=Q1_JOBS // 8, db=Q1DB)
-        n = int(cl.psql("SELECT count(*) FROM jobs WHERE status = 'pending'", Q1DB))
-        log(f"Q1: {n} pending jobs ({time.time() - t0:.1f}s)")
-        cl.psql("CHECKPOINT", Q1DB)
-        # the worker: `nexusapi worker` if it exists, else serve with workers on
-        args, mode = ("worker",), "nexusapi worker"
-        try:
-            r = run([BIN, "worker", "--help"], env=self.env(Q1DB), cwd=self.tmp, check=False, timeout=5)
-            placeholder = "not available yet" in (r.stderr + r.stdout)
-        except subprocess.TimeoutExpired:
-            placeholder = False
-        if placeholder:
-            args, mode = ("serve",), "nexusapi serve (no `worker` verb yet)"
-        perf_out = os.path.join(self.tmp, "q1.perf")
-        wrap = None
-        if shutil.which("perf"):
-            wrap = ["perf", "stat", "-x", ",", "-o", perf_out, "-e",
-                    "syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom", "--"]
-        if PGSS:
-            cl.psql("SELECT pg_stat_statements_reset()", Q1DB)
-        before = db_stats(cl, Q1DB)
-        time.sleep(0.1)
-        a = CpuWindow(None, cl.pm_pid).snap()
-        w = Server(self.tmp, self.env(Q1DB, WORKER_CONCURRENCY=Q1_CONCURRENCY), name="q1-worker",
-                   args=args, wrap=wrap)
-        a_w = 0.0
-        t_start = time.time()
-        deadline, left, failed = t_start + Q1_TIMEOUT, n, 0
-        while time.time() < deadline:
-            if w.proc.poll() is not None:
-                raise RuntimeError(f"Q1 worker exited ({w.proc.returncode}): {w.tail()}")
-            left, failed, started = (int(x) for x in cl.rows(
-                "SELECT count(*) FILTER (WHERE status IN ('pending', 'running')), "
-                "count(*) FILTER (WHERE status = 'failed'), "
-                "count(*) FILTER (WHERE started_at IS NOT NULL) FROM jobs", Q1DB)[0])
-            if left == 0:
-                break
-            if started == 0 and time.time() - t_start > 15:
-                w.stop()
-                raise Unavailable(f"{mode} with WORKER_CONCURRENCY={Q1_CONCURRENCY} claimed no job in 15 s")
-            time.sleep(0.5)
-        w_cpu = proc_cpu(w.pid) - a_w
-        b = CpuWindow(None, cl.pm_pid).snap()
-        w.stop()
-        time.sleep(1.2)  # backends exit, the WAL writer reports its counters
-        after = db_stats(cl, Q1DB)
-        done, span = cl.rows(
-            "SELECT count(*), coalesce(extract(epoch FROM max(completed_at) - min(started_at)), 0) "
-            "FROM jobs WHERE status = 'completed'", Q1DB)[0]
-        done, span = int(done), float(span)
-        d = CpuWindow.delta(a, b)
-        if d["total"]:  # the worker is not the load generator: take it out of "other"
-            d["other_pct"] = max(0.0, d["other_pct"] - 100.0 * w_cpu / d["total"])
-        per = max(1, done)
-        q = {"jobs": n, "completed": done, "failed": failed, "left": left, "seconds": span,
-             "jobs_s": done / span if span > 0 else 0.0, "mode": mode, "concurrency": Q1_CONCURRENCY,
-             "worker_us": 1e6 * w_cpu / per, "pg_us": 1e6 * d["pg"] / per,
-             "stmts": (after["calls"] - before["calls"]) / per if PGSS else None,
-             "commits": (after["commits"] - before["commits"]) / per,
-             "wal_sync": (after["wal_sync"] - before["wal_sync"]) / per,
-             "wal_bytes": (after["wal_bytes"] - before["wal_bytes"]) / per,
-             "other_pct": d["other_pct"], "top": top_statements(cl, Q1DB, per, 8)}
-        q["round_trips"] = None
-        try:
-            with open(perf_out) as f:
-                sends = sum(int(line.split(",")[0]) for line in f
-                            if "sys_enter_sendto" in line and line.split(",")[0].isdigit())
-            q["round_trips"] = sends / per
-        except (OSError, ValueError):
-            pass
-        if left:
-            q["invalid"] = f"{left} jobs still queued after {Q1_TIMEOUT}s"
-        self.res["scenarios"]["Q1"] = [q]
-        log(f"Q1: {done} completed, {failed} failed, {left} left in {span:.2f}s -> "
-            f"{q['jobs_s']:.0f} jobs/s; per job: {fmt(q['stmts'], 2)} statements, "
-            f"{fmt(q['round_trips'], 2)} sends, {q['commits']:.2f} commits ({q['commits'] * q['jobs_s']:.0f}/s), "
-            f"{q['wal_sync']:.3f} WAL fsyncs, worker {q['worker_us']:.0f} us, pg {q['pg_us']:.0f} us, other {q['other_pct']:.0f}%")
+    def stop_servers(self):
+        for name in list(self.targets):
+            self.targets.pop(name).stop()
 
     # -- W1 -----------------------------------------------------------------------
 
@@ -959,6 +836,163 @@ class Bench:
 
     # -- M1 -----------------------------------------------------------------------
 
+    # -- Q1 -----------------------------------------------------------------------
+
+    def q1_all(self):
+        """Q1, graphile-worker beside it and the baseline's Q1: one drain each."""
+        runs = [("Q1", lambda: self.q1("Q1", BIN, Q1DB, "B3")),
+                ("Q1 graphile-worker", self.q1_graphile)]
+        if BASE_BIN:
+            runs.append(("Q1 baseline", lambda: self.q1_baseline()))
+        for key, fn in runs:
+            if not wanted(key):
+                continue
+            try:
+                fn()
+            except Unavailable as e:
+                self.res["unavailable"][key] = f"not available: {e}"
+                log(f"{key}: not available: {e}")
+            except Exception as e:  # noqa: BLE001 - report, keep the other figures
+                self.res["unavailable"][key] = f"failed: {e}"
+                log(f"{key} failed: {e}")
+
+    def q1_baseline(self):
+        if "baseline" in self.down:
+            raise Unavailable(self.down["baseline"])
+        src = self.res["baseline"]["src"]
+        if "B3 baseline" not in self.bound_scripts:
+            self.prepare_bound("B3 baseline", "s3_bound.sql", src=src, db=BASEDB)
+        self.q1("Q1 baseline", BASE_BIN, Q1BASEDB, "B3 baseline")
+
+    def q1(self, key, binary, db, script):
+        if script not in self.bound_scripts:
+            try:
+                self.prepare_bound(script, "s3_bound.sql")
+            except Unavailable as e:
+                raise Unavailable(f"needs the submission SQL to queue jobs ({e})")
+        cl = self.cl
+        log(f"{key}: enqueueing {Q1_JOBS} summarise jobs (the S3 statement, pgbench, 8 clients)")
+        t0 = time.time()
+        self.pgbench(script, 8, t=Q1_JOBS // 8, db=db)
+        n = int(cl.psql("SELECT count(*) FROM jobs WHERE status = 'pending'", db))
+        log(f"{key}: {n} pending jobs ({time.time() - t0:.1f}s)")
+        cl.psql("CHECKPOINT", db)
+        # the worker: `nexusapi worker` if it exists, else serve with workers on
+        args, mode = ("worker",), "nexusapi worker"
+        try:
+            r = run([binary, "worker", "--help"], env=self.env(db), cwd=self.tmp, check=False, timeout=5)
+            placeholder = "not available yet" in (r.stderr + r.stdout)
+        except subprocess.TimeoutExpired:
+            placeholder = False
+        if placeholder:
+            args, mode = ("serve",), "nexusapi serve (no `worker` verb yet)"
+        if binary != BIN:
+            mode += " (baseline)"
+        perf_out = os.path.join(self.tmp, f"{db}.perf")
+        wrap = None
+        if shutil.which("perf"):
+            wrap = ["perf", "stat", "-x", ",", "-o", perf_out, "-e",
+                    "syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom", "--"]
+        before, a = self.q1_start(db)
+        w = Server(self.tmp, self.env(db, WORKER_CONCURRENCY=Q1_CONCURRENCY), name=f"{db}-worker",
+                   args=args, wrap=wrap, binary=binary)
+        t_start = time.time()
+        deadline, left, failed = t_start + Q1_TIMEOUT, n, 0
+        while time.time() < deadline:
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"{key} worker exited ({w.proc.returncode}): {w.tail()}")
+            left, failed, started = (int(x) for x in cl.rows(
+                "SELECT count(*) FILTER (WHERE status IN ('pending', 'running')), "
+                "count(*) FILTER (WHERE status = 'failed'), "
+                "count(*) FILTER (WHERE started_at IS NOT NULL) FROM jobs", db)[0])
+            if left == 0:
+                break
+            if started == 0 and time.time() - t_start > 15:
+                w.stop()
+                raise Unavailable(f"{mode} with WORKER_CONCURRENCY={Q1_CONCURRENCY} claimed no job in 15 s")
+            time.sleep(0.5)
+        w_cpu = w.cpu()
+        b = CpuWindow(None, cl.pm_pid).snap()
+        w.stop()
+        done, span = cl.rows(
+            "SELECT count(*), coalesce(extract(epoch FROM max(completed_at) - min(started_at)), 0) "
+            "FROM jobs WHERE status = 'completed'", db)[0]
+        q = self.q1_result(key, db, before, a, b, w_cpu, {
+            "jobs": n, "completed": int(done), "failed": failed, "left": left,
+            "seconds": float(span), "mode": mode})
+        try:
+            with open(perf_out) as f:
+                sends = sum(int(line.split(",")[0]) for line in f
+                            if "sys_enter_sendto" in line and line.split(",")[0].isdigit())
+            q["round_trips"] = sends / max(1, q["completed"])
+        except (OSError, ValueError):
+            pass
+        self.q1_log(key, q)
+
+    def q1_graphile(self):
+        """graphile-worker (npm) draining Q1_JOBS no-op jobs with Q1's payload and
+        concurrency, in its own database of the same cluster."""
+        cl, key = self.cl, "Q1 graphile-worker"
+        cl.psql(f"CREATE DATABASE {GWDB} OWNER {OWNER}", "postgres")
+        if PGSS:
+            cl.psql("CREATE EXTENSION pg_stat_statements", GWDB)
+        dsn = cl.dsn(GWDB)
+        log(f"{key}: enqueueing {Q1_JOBS} no-op jobs (graphile-worker's addJobs)")
+        t0 = time.time()
+        peers.gw_queue(self.tmp, dsn, self.body_path, Q1_JOBS)
+        n = int(cl.psql("SELECT count(*) FROM graphile_worker.jobs", GWDB))
+        log(f"{key}: {n} queued jobs ({time.time() - t0:.1f}s)")
+        cl.psql("CHECKPOINT", GWDB)
+        cmd, env = peers.gw_drain_cmd(dsn, self.body_path, n, Q1_TIMEOUT, Q1_CONCURRENCY)
+        before, a = self.q1_start(GWDB)
+        p = spawn(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+        g = peers.gw_drain_result(p, Q1_TIMEOUT + 60)
+        b = CpuWindow(None, cl.pm_pid).snap()
+        left = int(cl.psql("SELECT count(*) FROM graphile_worker.jobs", GWDB))
+        q = self.q1_result(key, GWDB, before, a, b, g["cpu_s"], {
+            "jobs": n, "completed": g["completed"], "failed": g["failed"], "left": left,
+            "seconds": g["seconds"], "mode": f"graphile-worker {peers.gw_version()}, no-op task"})
+        self.q1_log(key, q)
+
+    def q1_start(self, db):
+        if PGSS:
+            self.cl.psql("SELECT pg_stat_statements_reset()", db)
+        before = db_stats(self.cl, db)
+        time.sleep(0.1)
+        return before, CpuWindow(None, self.cl.pm_pid).snap()
+
+    def q1_result(self, key, db, before, a, b, w_cpu, q):
+        """Per-job figures of a drain: the worker's CPU (w_cpu seconds), the
+        cluster's between snapshots a and b, and the database's counters."""
+        time.sleep(1.2)  # backends exit, the WAL writer reports its counters
+        after = db_stats(self.cl, db)
+        d = CpuWindow.delta(a, b)
+        if d["total"]:  # the worker is not the load generator: take it out of "other"
+            d["other_pct"] = max(0.0, d["other_pct"] - 100.0 * w_cpu / d["total"])
+        per = max(1, q["completed"])
+        q.update({"jobs_s": q["completed"] / q["seconds"] if q["seconds"] > 0 else 0.0,
+                  "concurrency": Q1_CONCURRENCY, "round_trips": None,
+                  "worker_us": 1e6 * w_cpu / per, "pg_us": 1e6 * d["pg"] / per,
+                  "stmts": (after["calls"] - before["calls"]) / per if PGSS else None,
+                  "commits": (after["commits"] - before["commits"]) / per,
+                  "wal_sync": (after["wal_sync"] - before["wal_sync"]) / per,
+                  "wal_bytes": (after["wal_bytes"] - before["wal_bytes"]) / per,
+                  "other_pct": d["other_pct"], "top": top_statements(self.cl, db, per, 8)})
+        if q["left"]:
+            q["invalid"] = f"{q['left']} jobs still queued after {Q1_TIMEOUT}s"
+        self.res["scenarios"][key] = [q]
+        return q
+
+    @staticmethod
+    def q1_log(key, q):
+        log(f"{key}: {q['completed']} completed, {q['failed']} failed, {q['left']} left in "
+            f"{q['seconds']:.2f}s -> {q['jobs_s']:.0f} jobs/s; per job: {fmt(q['stmts'], 2)} statements, "
+            f"{fmt(q['round_trips'], 2)} sends, {q['commits']:.2f} commits "
+            f"({q['commits'] * q['jobs_s']:.0f}/s), {q['wal_sync']:.3f} WAL fsyncs, "
+            f"worker {q['worker_us']:.0f} us, pg {q['pg_us']:.0f} us, other {q['other_pct']:.0f}%")
+
+    # -- M1 -----------------------------------------------------------------------
+
     def m1(self):
         if "S1" in self.res["unavailable"]:
             self.res["unavailable"]["M1"] = self.res["unavailable"]["S1"]
@@ -1004,17 +1038,11 @@ class Bench:
     def main(self):
         try:
             self.setup()
-            self.start_server()
+            self.start_servers()
             self.run_rounds()
-            try:
-                if wanted("Q1"):
-                    self.q1()
-            except Unavailable as e:
-                self.res["unavailable"]["Q1"] = f"not available yet: {e}"
-                log(f"Q1: not available yet: {e}")
-            except Exception as e:  # noqa: BLE001 - report, keep the other figures
-                self.res["unavailable"]["Q1"] = f"failed: {e}"
-                log(f"Q1 failed: {e}")
+            self.q1_all()
+            if wanted("M1"):
+                self.m1()
             try:
                 if wanted("W1"):
                     self.w1()
@@ -1024,13 +1052,10 @@ class Bench:
             except Exception as e:  # noqa: BLE001 - report, keep the other figures
                 self.res["unavailable"]["W1"] = f"failed: {e}"
                 log(f"W1 failed: {e}")
-            if wanted("M1"):
-                self.m1()
         finally:
             self.res["finished"] = time.time()
             try:
-                if self.server:
-                    self.server.stop()
+                self.stop_servers()
             finally:
                 kill_all()
                 if self.cl:
@@ -1043,6 +1068,15 @@ class Bench:
         self.res["connections"] = CONNS
         self.res["only"] = ONLY
         report.write(self.res, ROOT, QUICK or bool(ONLY) or CONNS != 64, TARGETS)
+
+
+def baseline_src():
+    """The baseline's src/ (its SQL for the Q1 queue): BENCH_BASELINE_SRC, or
+    src/ beside the binary (`make bench-baseline` keeps it), else ours."""
+    for d in (os.environ.get("BENCH_BASELINE_SRC"), os.path.join(os.path.dirname(BASE_BIN), "src")):
+        if d and os.path.isdir(d):
+            return d
+    return os.path.join(ROOT, "src")
 
 
 def fsync_rate(d, seconds=1.0):
@@ -1067,6 +1101,16 @@ def job_cost(name, default):
     try:
         with open(os.path.join(ROOT, "src", "jobs", "registry.c")) as f:
             m = re.search(rf'\.name = "{name}",\s*\.cost = (\d+)', f.read())
+            return m.group(1) if m else default
+    except OSError:
+        return default
+
+
+def setting_default(name, default):
+    """A setting's default, from the settings table (src/config/settings.c)."""
+    try:
+        with open(os.path.join(ROOT, "src", "config", "settings.c")) as f:
+            m = re.search(rf'\{{"{name}",\s*\w+,\s*S\(\w+\),\s*"([^"]*)"', f.read())
             return m.group(1) if m else default
     except OSError:
         return default
@@ -1108,7 +1152,8 @@ def versions():
             "postgres": out([os.path.join(PG_BINDIR, "postgres"), "--version"]),
             "pgbench": out(["pgbench", "--version"]), "wrk": out(["wrk", "-v"]).split(" [")[0],
             "libmicrohttpd": dpkg("libmicrohttpd12"), "libpq": dpkg("libpq5"),
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "node": out(["node", "--version"]),
+            "npm": peers.npm_versions()}
 
 
 def _on_signal(signum, frame):

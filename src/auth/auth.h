@@ -51,6 +51,15 @@ int nx_jwt_mint(nx_arena_t *arena, const char *secret, int alg, const char *user
 int nx_jwt_verify(const char *secret, int alg, const char *token, size_t len, long long now,
                   nx_claims_t *out, nx_err_t *err);
 
+/* ---- verified tokens (token_cache.c) ------------------------------------- */
+
+/* A token this thread verified, still passing at now: its claims into *out.
+ * Compared byte for byte; false when absent, replaced or past its time. */
+bool nx_token_cache_get(const char *tok, size_t len, long long now, nx_claims_t *out);
+/* Keeps a token nx_jwt_verify accepted, with its claims, until (exclusive)
+ * the Unix time it stops passing. */
+void nx_token_cache_put(const char *tok, size_t len, long long until, const nx_claims_t *c);
+
 /* ---- PKCE (pkce.c) ------------------------------------------------------ */
 
 /* A fresh random token of n random bytes, base64url without padding, into

@@ -24,6 +24,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Length of the origin part of a URL ("https://host:port"), 0 if none. */
 static size_t origin_len(const char *url)
@@ -94,9 +95,14 @@ int nx_auth_stage(nx_req_t *req, nx_err_t *err)
         cookie = true;
     }
     nx_claims_t c;
-    int rc = nx_jwt_verify(nx_cfg->jwt_secret, nx_cfg->jwt_algorithm, tok, len, 0, &c, err);
-    if (rc != NX_OK)
-        return rc;
+    int rc;
+    long long now = (long long)time(NULL);
+    if (!nx_token_cache_get(tok, len, now, &c)) {
+        rc = nx_jwt_verify(nx_cfg->jwt_secret, nx_cfg->jwt_algorithm, tok, len, now, &c, err);
+        if (rc != NX_OK)
+            return rc;
+        nx_token_cache_put(tok, len, c.exp + NX_JWT_LEEWAY, &c);
+    }
     if (cookie && (rc = nx_auth_check_origin(req, err)) != NX_OK)
         return rc;
     memcpy(req->auth.user_id, c.sub, sizeof(req->auth.user_id));

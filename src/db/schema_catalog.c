@@ -74,10 +74,17 @@ static const char columns_sql[] =
 
 #define GRANTEE "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END"
 
+/* A table's privileges, then its columns' as "UPDATE (name)": the form
+ * GRANT and REVOKE take, so they diff and render like the others. */
 static const char table_acl_sql[] =
     "SELECT quote_ident(c.relname), " GRANTEE ", a.privilege_type, a.is_grantable "
     "FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
-    "WHERE " IN_SCOPE("c") " AND a.grantee <> c.relowner ORDER BY 1";
+    "WHERE " IN_SCOPE("c") " AND a.grantee <> c.relowner "
+    "UNION ALL SELECT quote_ident(c.relname), " GRANTEE ", "
+    "a.privilege_type || ' (' || quote_ident(t.attname) || ')', a.is_grantable "
+    "FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a "
+    "WHERE " IN_SCOPE("c") " AND t.attnum > 0 AND NOT t.attisdropped "
+    "AND a.grantee <> c.relowner ORDER BY 1";
 
 static const char function_acl_sql[] =
     "SELECT p.oid::regprocedure::text, " GRANTEE ", a.privilege_type, a.is_grantable "

@@ -48,7 +48,7 @@ CATALOG = [
     "ORDER BY 1",
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
     "a.attidentity, a.attgenerated, pg_get_expr(d.adbin, d.adrelid), a.attcollation, "
-    "col_description(c.oid, a.attnum) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "col_description(c.oid, a.attnum), a.attacl::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
     f"WHERE {PUBLIC_TABLES} AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY 1, 2",
@@ -330,7 +330,10 @@ def edit_rls_functions_grants(p):
            "    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE")
     p.edit("40_credits.sql", "GRANT SELECT, INSERT ON credit_transactions TO nexus_app;",
            "GRANT SELECT ON credit_transactions TO nexus_app;")
+    p.edit("30_jobs.sql", "completed_at, failed_at, output, error_message) ON jobs",
+           "completed_at, failed_at, output) ON jobs")
     p.write("60_more.sql", """
+GRANT UPDATE (auto_join) ON organisations TO nexus_worker;
 CREATE POLICY not_blocked ON users AS RESTRICTIVE FOR SELECT TO nexus_app
     USING (email NOT LIKE '%@blocked.test');
 GRANT DELETE ON organisations TO nexus_app;
@@ -472,9 +475,12 @@ def test_drift_fails_check_with_the_diff(project):
            "    avatar_url      varchar(500),\n    locale          text,")
     p.edit("30_jobs.sql", "CREATE INDEX jobs_claim_idx ON jobs (run_at) WHERE status = 'pending';",
            "CREATE INDEX jobs_claim_idx ON jobs (run_at, id) WHERE status = 'pending';")
+    p.edit("30_jobs.sql", "completed_at, failed_at, output, error_message) ON jobs",
+           "completed_at, failed_at, output) ON jobs")
     r = p.cli("migrate", "check", "--dir", "migrations")
     assert r.returncode == 1, r.stdout
     assert "up to date" in r.stdout  # the database itself is fine
+    assert "  - grant UPDATE (error_message) on table jobs to nexus_worker" in r.stderr
     assert f"schema/ and the migrations (at {HEAD_NAME}) disagree" in r.stderr
     assert "  + column users.locale text" in r.stderr
     assert "  ~ index jobs_claim_idx:\n" in r.stderr
