@@ -13,6 +13,9 @@
 #                   BENCH_BASELINE_BIN=build/baseline/nexusapi make bench
 
 JOBS    ?= $(shell nproc)
+# e2e test files run on this many processes (pytest-xdist), one file each:
+# most of a test's time is spent waiting on servers and workers
+E2E_JOBS ?= $(JOBS)
 BUILD   := build
 ASAN    := build/asan
 PYTHON  := /usr/bin/python3
@@ -100,7 +103,8 @@ unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP)
-	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q -n $(E2E_JOBS) --dist loadfile \
+	  tests/e2e $(PYTEST_ARGS)
 
 bench: deps build $(PEER_STAMP) $(GW_STAMP)
 	@bash bench/run.sh

@@ -13,7 +13,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libcmocka-dev libxxhash-dev
   postgresql postgresql-contrib
   nodejs npm
-  python3 python3-pytest python3-jwt python3-cryptography
+  python3 python3-pytest python3-pytest-xdist python3-jwt python3-cryptography
   wrk procps psmisc curl linux-perf
 )
 if [ -n "${NEXUS_DEPS_PACKAGES:-}" ]; then

@@ -61,14 +61,21 @@ def test_sliding_window_admits_exactly_the_limit(db, server_factory):
 
 def test_fixed_window_boundary_does_not_double(db, server_factory):
     """5 just before a (fixed) window boundary and 5 just after: a sliding
-    window admits 5 of the 10, never all."""
+    window admits 5 of the 10, never all. On a slow machine the ten may not
+    fit in one window; then the round is tried again with a fresh tenant."""
     server = limited(server_factory, 5, 4)
-    t = Tenant(db)
-    now = time.time()
-    time.sleep(4 - now % 4 - 0.4)  # 0.4 s before a multiple of 4 s
-    before = [server.get("/api/v1/me", headers=t.headers).status for _ in range(5)]
-    time.sleep(max(0, 4 - time.time() % 4) + 0.05)
-    after = [server.get("/api/v1/me", headers=t.headers).status for _ in range(5)]
+    for _ in range(5):
+        t = Tenant(db)
+        time.sleep(4 - time.time() % 4 - 0.4)  # 0.4 s before a multiple of 4 s
+        start = time.time()
+        boundary = start + 0.4
+        before = [server.get("/api/v1/me", headers=t.headers).status for _ in range(5)]
+        time.sleep(max(0, boundary + 0.05 - time.time()))
+        after = [server.get("/api/v1/me", headers=t.headers).status for _ in range(5)]
+        if time.time() < start + 3.5:  # all ten inside one window of 4 s
+            break
+    else:
+        pytest.skip("the machine is too slow to send ten requests within 3.5 s")
     assert (before + after).count(200) == 5, (before, after)
     assert after.count(429) == 5
 
