@@ -28,6 +28,7 @@ FUZZ_SECONDS ?= 60
 PYTHON  := /usr/bin/python3
 NPM_STAMP := web/node_modules/.package-lock.json
 OIDC_STAMP := tests/e2e/oidc/node_modules/.package-lock.json
+WEBHOOKS_STAMP := tests/e2e/webhooks/node_modules/.package-lock.json
 PEER_STAMP := bench/peer/fastify/node_modules/.package-lock.json
 GW_STAMP := bench/peer/graphile-worker/node_modules/.package-lock.json
 DASH    := web/dashboard
@@ -67,6 +68,11 @@ $(OIDC_STAMP): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 	@cd tests/e2e/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# Standard Webhooks' verification library the webhook tests check signatures with.
+$(WEBHOOKS_STAMP): tests/e2e/webhooks/package.json tests/e2e/webhooks/package-lock.json
+	@cd tests/e2e/webhooks && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 # The benchmark's reference peers (bench/peer/): Fastify + pg, graphile-worker.
 $(PEER_STAMP): bench/peer/fastify/package.json bench/peer/fastify/package-lock.json | deps
 	@cd bench/peer/fastify && npm ci --no-audit --no-fund --loglevel=error >/dev/null
@@ -97,7 +103,7 @@ build-asan: deps web dashboard
 run: deps build
 	@./$(BUILD)/nexusapi serve
 
-test: deps build build-asan fuzz-build $(OIDC_STAMP) $(BROWSER_STAMP) chromium
+test: deps build build-asan fuzz-build $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP) chromium
 	@$(MAKE) --no-print-directory unit e2e
 	@FUZZ_SECONDS=30 FUZZ_JOBS=2 bash scripts/fuzz.sh
 
@@ -113,7 +119,7 @@ fuzz: fuzz-build
 unit:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
-e2e: $(OIDC_STAMP) $(BROWSER_STAMP)
+e2e: $(OIDC_STAMP) $(WEBHOOKS_STAMP) $(BROWSER_STAMP)
 	@NEXUS_BIN=$(CURDIR)/$(ASAN)/nexusapi $(PYTHON) -m pytest -q -n $(E2E_JOBS) --dist loadfile \
 	  tests/e2e $(PYTEST_ARGS)
 

@@ -5,12 +5,13 @@
 # reference peers (Fastify + pg, graphile-worker: bench/peer/, installed by
 # the Makefile with npm ci), runs S1-S3 (wrk, at 64 and 16 connections)
 # interleaved with the peer and, given BENCH_BASELINE_BIN, an older binary,
-# their pgbench bounds, Q1 (queue drain) beside graphile-worker, and M1
-# (memory), prints a summary and writes docs/benchmarks.md (quick runs:
+# their pgbench bounds, Q1 (queue drain) beside graphile-worker, W1
+# (webhooks) and M1 (memory), prints a summary and writes docs/benchmarks.md (quick runs:
 # build/bench/benchmarks-quick.md). Everything it starts stops on exit.
 #
 # Environment: BENCH_QUICK=1 (a few seconds per scenario, 1 round, 2,000 Q1
-# jobs), BENCH_DURATION, BENCH_RUNS, BENCH_Q1_JOBS, BENCH_NOTE (history label),
+# jobs), BENCH_DURATION, BENCH_RUNS, BENCH_Q1_JOBS, BENCH_W1_EVENTS, BENCH_W1_RATE
+# (jobs submitted per second in W1), BENCH_NOTE (history label),
 # BENCH_BASELINE_BIN (make bench-baseline REV=<commit> builds one),
 # BENCH_KEEP=1 (keep the temp dir), BENCH_ONLY=S2,M1 (a subset; quick runs only
 # write build/bench), BENCH_PROFILE=S1 (perf record an extra run),

@@ -4,8 +4,9 @@
 -- Variables: :org, :user, :need_member = 'member', :cost_summarise (from
 -- the job registry, src/jobs/registry.c), :job_summarise = 'summarise',
 -- :max_attempts (the JOB_MAX_ATTEMPTS default), :text (the same 1 KB text as
--- the wrk body), :no_metadata = '{}', :api_v1 = 1 (v1's answer shape).
+-- the wrk body), :no_metadata = '{}', :api_v1 = 1 (v1's answer shape),
+-- :credits_low (the CREDITS_LOW_THRESHOLD default, for the webhook outbox).
 \startpipeline
 -- @stmt nx_tenant_begin :org :user :need_member
--- @stmt jobs_create :org :cost_summarise :job_summarise :max_attempts :text :no_metadata :api_v1
+-- @stmt jobs_create :org :cost_summarise :job_summarise :max_attempts :text :no_metadata :api_v1 :credits_low
 \endpipeline

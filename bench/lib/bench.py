@@ -18,6 +18,9 @@ the reference peers, and measures:
   Q1  drain of N queued summarise jobs with WORKER_CONCURRENCY=4, beside
       graphile-worker draining N no-op jobs with 4 workers (and the baseline)
   M1  server RSS idle and with 1,000 idle keep-alive connections
+  W1  10,000 job.completed webhooks to a local receiver answering 204, one
+      `nexusapi worker` with WORKER_CONCURRENCY=4: deliveries/s and the
+      latency from job completion to the receiver seeing the request
 
 Runs are interleaved (each scenario next to its peers, every other round in
 reverse order). CPU per request comes from /proc (utime+stime of the server
@@ -48,7 +51,7 @@ sys.path.insert(0, HERE)
 import peers  # noqa: E402
 import stmts  # noqa: E402
 from procs import (Service, Unavailable, children_cpu, foreign_pytest,  # noqa: E402
-                   free_port, http_req, kill_all, log, machine_busy, rss_kb,
+                   free_port, http_req, kill_all, log, machine_busy, proc_cpu, rss_kb,
                    run, spawn, tree_cpu)
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -64,6 +67,10 @@ PEER_WARMUP_MAX = 10 if QUICK else 30
 Q1_JOBS = int(os.environ.get("BENCH_Q1_JOBS", "2000" if QUICK else "20000"))
 Q1_TIMEOUT = 60 if QUICK else 240
 Q1_CONCURRENCY = int(os.environ.get("BENCH_Q1_CONCURRENCY", "4"))  # issues 6 and 19: 4
+W1_EVENTS = int(os.environ.get("BENCH_W1_EVENTS", "2000" if QUICK else "10000"))  # issue 14
+W1_RATE = int(os.environ.get("BENCH_W1_RATE", "2500"))  # jobs submitted per second
+W1_TIMEOUT = 120
+W1DB = "nexus_w1"
 M1_CONNS = int(os.environ.get("BENCH_M1_CONNS", "1000"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))  # issue 19: 64; others: build/bench only
 LOW_CONNS = 16  # issue 19: the p99 targets hold at 16 connections
@@ -122,6 +129,7 @@ TARGETS = {  # issue 19: ratios inside one run
     "q1_vs_graphile": 2.0, "q1_pg_vs_baseline": 0.5,
     "s2_p99_16_ms": 5.0, "s3_p99_16_ms": 10.0, "m1_mb": 30.0,
     "issue13_pct": 85.0,
+    "w1_deliveries_s": 2000.0, "w1_p50_ms": 50.0,  # issue 14
 }
 
 
@@ -379,6 +387,8 @@ class Bench:
             self.seeded = True
             # a pristine copy for Q1 (taken before any job exists)
             self.cl.psql(f"CREATE DATABASE {Q1DB} TEMPLATE {DBNAME} OWNER {OWNER}", "postgres")
+            if wanted("W1"):
+                self.cl.psql(f"CREATE DATABASE {W1DB} TEMPLATE {DBNAME} OWNER {OWNER}", "postgres")
         except Unavailable as e:
             self.res["notes"].append(f"seed failed: {e}")
             log(f"seed failed: {e}")
@@ -390,7 +400,8 @@ class Bench:
         self.pgbench_vars = {"need_member": "member", "job_summarise": "summarise",
                              "text": self.text, "null_param": "-", "page_limit": "21",
                              "cost_summarise": job_cost("summarise", "10"),
-                             "max_attempts": setting_default("JOB_MAX_ATTEMPTS", "3"), "no_metadata": "{}", "api_v1": "1"}
+                             "max_attempts": setting_default("JOB_MAX_ATTEMPTS", "3"), "no_metadata": "{}", "api_v1": "1",
+                             "credits_low": setting_default("CREDITS_LOW_THRESHOLD", "50")}
 
     def database(self, db, binary):
         """A database migrated by `binary migrate upgrade head` and seeded."""
@@ -504,7 +515,8 @@ class Bench:
         version = (json.loads(body) if st == 200 else {}).get("version", "?")
         conf = peers.write_sql(os.path.join(ROOT, "src"), os.path.join(self.tmp, "peer-sql.json"), {
             "version": version, "cost_summarise": int(job_cost("summarise", "10")),
-            "max_attempts": int(setting_default("JOB_MAX_ATTEMPTS", "3"))})
+            "max_attempts": int(setting_default("JOB_MAX_ATTEMPTS", "3")),
+            "credits_low": int(setting_default("CREDITS_LOW_THRESHOLD", "50"))})
         self.res["peer"] = {"pool": PEER_POOL, "workers": os.environ.get("PEER_WORKERS") or os.cpu_count()}
         return peers.Fastify(self.tmp, self.cl.dsn(DBNAME), self.secret, conf, PEER_POOL)
 
@@ -571,10 +583,13 @@ class Bench:
         if r.returncode != 0 or "aborted" in r.stderr:
             raise Unavailable(f"pgbench {template} failed: {r.stderr.strip()[-400:]}")
 
-    def pgbench(self, name, clients, T=None, t=None, db=DBNAME, logprefix=None, check=True):
+    def pgbench(self, name, clients, T=None, t=None, db=DBNAME, logprefix=None, check=True,
+                rate=None):
         cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients),
                "-j", str(min(WRK_THREADS, clients))]
         cmd += ["-T", str(T)] if T else ["-t", str(t)]
+        if rate:
+            cmd += ["-R", str(rate)]
         if logprefix:
             cmd += ["-l", f"--log-prefix={logprefix}"]
         for p in self.bound_scripts[name]:
@@ -748,6 +763,78 @@ class Bench:
     def stop_servers(self):
         for name in list(self.targets):
             self.targets.pop(name).stop()
+
+    # -- W1 -----------------------------------------------------------------------
+
+    def w1(self):
+        """Webhooks end to end: every organisation has one endpoint (job.completed)
+        at a local receiver that answers 204 at once; jobs are submitted with the
+        S3 statement at W1_RATE per second while one `nexusapi worker`
+        (WORKER_CONCURRENCY=4, webhook settings at their defaults) runs them and
+        delivers their events. Figures from the receiver: deliveries/s from the
+        first to the last arrival, and the latency from each job's completion (the
+        commit that wrote its event) to the receiver seeing the request."""
+        if "B3" not in self.bound_scripts:
+            try:
+                self.prepare_bound("B3", "s3_bound.sql")
+            except Unavailable as e:
+                raise Unavailable(f"needs the submission SQL to queue jobs ({e})")
+        cl = self.cl
+        portfile = os.path.join(self.tmp, "w1.port")
+        rec = spawn([sys.executable, os.path.join(HERE, "w1_receiver.py"), portfile],
+                    stdout=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while not (os.path.exists(portfile) and open(portfile).read()) and time.time() < deadline:
+            time.sleep(0.05)
+        port = int(open(portfile).read())
+        cl.psql("INSERT INTO webhook_endpoints (organisation_id, url, events, secret) "
+                f"SELECT id, 'http://127.0.0.1:{port}/hooks/' || id, ARRAY['job.completed'], "
+                "decode(md5(id::text) || md5(name), 'hex') FROM organisations", W1DB, user=OWNER)
+        cl.psql("CHECKPOINT", W1DB)
+        env = self.env(W1DB, WORKER_CONCURRENCY=Q1_CONCURRENCY, WEBHOOK_ALLOW_HTTP="true",
+                       WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8")
+        w = Server(self.tmp, env, name="w1-worker", args=("worker",))
+        deadline = time.time() + 30
+        while "webhook workers started" not in w.tail(20000) and time.time() < deadline:
+            if w.proc.poll() is not None:
+                raise RuntimeError(f"W1 worker exited ({w.proc.returncode}): {w.tail()}")
+            time.sleep(0.1)
+        a = CpuWindow(None, cl.pm_pid).snap()
+        log(f"W1: {W1_EVENTS} jobs at {W1_RATE}/s (the S3 statement, pgbench -R), "
+            f"{ORGS} endpoints at 127.0.0.1:{port}")
+        t0 = time.time()
+        self.pgbench("B3", 8, t=W1_EVENTS // 8, db=W1DB, rate=W1_RATE)
+        submit_s = time.time() - t0
+        n = W1_EVENTS // 8 * 8
+        deadline, done = time.time() + W1_TIMEOUT, 0
+        while time.time() < deadline:
+            done = int(cl.psql("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'",
+                               W1DB))
+            if done >= n or w.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        b = CpuWindow(None, cl.pm_pid).snap()
+        w_cpu = proc_cpu(w.pid)
+        rec.send_signal(signal.SIGTERM)
+        out = json.loads(rec.communicate(timeout=30)[0].strip().splitlines()[-1])
+        w.stop()
+        d = CpuWindow.delta(a, b)
+        span = (out["last"] - out["first"]) if out["requests"] > 1 else 0.0
+        r = {"events": n, "delivered": done, "requests": out["requests"], "distinct": out["events"],
+             "seconds": span, "deliveries_s": out["requests"] / span if span > 0 else 0.0,
+             "rate": W1_RATE, "submit_s": submit_s, "p50": out["p50_ms"], "p99": out["p99_ms"],
+             "max": out["max_ms"], "concurrency": Q1_CONCURRENCY,
+             "worker_us": 1e6 * w_cpu / max(1, done), "pg_us": 1e6 * d["pg"] / max(1, done),
+             "other_pct": d["other_pct"], "load1": os.getloadavg()[0]}
+        if done < n or out["events"] < n:
+            r["invalid"] = f"{n - min(done, out['events'])} of {n} events not delivered after {W1_TIMEOUT}s"
+        self.res["scenarios"]["W1"] = [r]
+        log(f"W1: {out['events']} events ({out['requests']} requests) in {span:.2f}s -> "
+            f"{r['deliveries_s']:.0f} deliveries/s (submitted at {n / submit_s:.0f}/s); completion to "
+            f"receiver p50 {fmt(r['p50'], 1)} ms, p99 {fmt(r['p99'], 1)} ms; worker {r['worker_us']:.0f} us, "
+            f"pg {r['pg_us']:.0f} us per delivery; load {r['load1']:.2f}")
+
+    # -- M1 -----------------------------------------------------------------------
 
     # -- Q1 -----------------------------------------------------------------------
 
@@ -956,6 +1043,15 @@ class Bench:
             self.q1_all()
             if wanted("M1"):
                 self.m1()
+            try:
+                if wanted("W1"):
+                    self.w1()
+            except Unavailable as e:
+                self.res["unavailable"]["W1"] = f"not available yet: {e}"
+                log(f"W1: not available yet: {e}")
+            except Exception as e:  # noqa: BLE001 - report, keep the other figures
+                self.res["unavailable"]["W1"] = f"failed: {e}"
+                log(f"W1 failed: {e}")
         finally:
             self.res["finished"] = time.time()
             try:

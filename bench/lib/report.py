@@ -171,7 +171,7 @@ def agg(runs):
 
 def compute(res):
     sc = res["scenarios"]
-    a = {k: agg(v) for k, v in sc.items() if not k.startswith(("Q1", "M1"))}
+    a = {k: agg(v) for k, v in sc.items() if not k.startswith(("Q1", "M1", "W1"))}
     bound = {}
     for s, b in (("S2", "B2"), ("S3", "B3")):
         tps = {int(k.split("/")[1]): x["rps"] for k, x in a.items() if k.startswith(b + "/")}
@@ -240,6 +240,17 @@ def targets(res, a, T):
             f(x["p99"], 2, " ms") if x else "not available", f"≤ {T[t]:g} ms",
             f"{f(x['rps'])} req/s; pgbench at 16 clients, no HTTP: p99 {f(b['p99'], 2)} ms"
             if x and b else "")
+    wh = (sc.get("W1") or [None])[0]  # issue 14
+    row("W1 webhook deliveries",
+        None if not wh else (wh["deliveries_s"] >= T["w1_deliveries_s"] and "invalid" not in wh),
+        f(wh["deliveries_s"], 0, " /s") if wh else "not available",
+        f"≥ {T['w1_deliveries_s']:,.0f} /s",
+        f"jobs submitted at {wh['rate']:,}/s; per delivery: worker {f(wh['worker_us'])} µs, "
+        f"PostgreSQL {f(wh['pg_us'])} µs; load {f(wh['load1'], 2)}" if wh else "")
+    row("W1 completion to receiver p50",
+        None if not wh or wh["p50"] is None else wh["p50"] <= T["w1_p50_ms"],
+        f(wh["p50"], 1, " ms") + f" (p99 {f(wh['p99'], 1)} ms)" if wh else "not available",
+        f"≤ {T['w1_p50_ms']:.0f} ms")
     m = (sc.get("M1") or [None])[0]
     row("M1 RSS with 1,000 idle connections",
         None if not m or not m.get("held_kb") else (m["held_kb"] / 1024 <= T["m1_mb"] and "invalid" not in m),
@@ -364,6 +375,25 @@ def q1_section(res, w):
     w("")
 
 
+def w1_section(res, w):
+    wh = (res["scenarios"].get("W1") or [None])[0]
+    if not wh:
+        return
+    w(f"### W1 webhook deliveries (nexusapi worker, WORKER_CONCURRENCY={wh['concurrency']}, "
+      "one endpoint per organisation, a local receiver answering 204)\n")
+    w("| events | delivered | requests | seconds | **deliveries/s** | jobs submitted at | "
+      "**p50 ms** completion → receiver | p99 ms | max ms | worker µs/delivery | "
+      "PostgreSQL µs/delivery | load | other CPU |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w(f"| {wh['events']:,} | {wh['delivered']:,} | {wh['requests']:,} | {wh['seconds']:.2f} | "
+      f"**{f(wh['deliveries_s'])}** | {wh['rate']:,}/s | **{f(wh['p50'], 1)}** | {f(wh['p99'], 1)} | "
+      f"{f(wh['max'], 1)} | {f(wh['worker_us'])} | {f(wh['pg_us'])} | {f(wh['load1'], 2)} | "
+      f"{f(wh['other_pct'])}% |")
+    if wh.get("invalid"):
+        w(f"\n⚠ {wh['invalid']}")
+    w("")
+
+
 def m1_section(res, w):
     mm = (res["scenarios"].get("M1") or [None])[0]
     if not mm:
@@ -417,9 +447,10 @@ def results_block(res, quick, T):
     w("")
     statements_details(res, a, w)
     q1_section(res, w)
+    w1_section(res, w)
     m1_section(res, w)
 
-    w("### Targets (issue 19)\n")
+    w("### Targets (issue 19; W1: issue 14)\n")
     w("| target | figure | wanted | | figures behind it |\n|---|---|---|---|---|")
     for row in targets(res, a, T):
         w("| {} | {} | {} | **{}** | {} |".format(*row))

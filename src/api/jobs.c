@@ -27,6 +27,7 @@
 #include "db/db.h"
 #include "jobs/jobs.h"
 #include "metrics/metrics.h"
+#include "webhooks/webhooks.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -86,7 +87,8 @@ static int submit(nx_req_t *req, nx_job_submit_t *job, nx_err_t *err)
     if (rc != NX_OK)
         return rc;
     const char *job_id, *body;
-    if ((rc = nx_jobs_create_result(tx, idx, &job_id, &body, err)) != NX_OK)
+    bool webhooks = false;
+    if ((rc = nx_jobs_create_result(tx, idx, &job_id, &body, &webhooks, err)) != NX_OK)
         return rc;
     const char *loc = nx_arena_sprintf(req->arena, "%s%s", shape_of(req)->location, job_id);
     if (!loc || nx_resp_header(req, "Location", loc) != NX_OK ||
@@ -98,6 +100,8 @@ static int submit(nx_req_t *req, nx_job_submit_t *job, nx_err_t *err)
     nx_db_t *db = nx_db_thread(&ignore);
     if (db)
         nx_jobs_submitted(db, req->arena);
+    if (db && webhooks) /* the debit crossed CREDITS_LOW_THRESHOLD: credits.low */
+        nx_webhooks_committed(db, req->arena);
     return NX_OK;
 }
 

@@ -25,6 +25,7 @@
 #include "api/accounts.h"
 #include "api/jobs_api.h"
 #include "metrics/metrics.h"
+#include "api/webhooks_api.h"
 
 static const nx_route_t root_routes[] = {
     {"GET", "/health", nx_api_health_get, NX_ROUTE_PUBLIC},
@@ -57,6 +58,16 @@ static const nx_route_t api_routes[] = {
     {"GET", "/credits/usage", nx_api_credits_usage_get, NX_ROUTE_AUTH},
     {"GET", "/jobs", nx_api_jobs_list, NX_ROUTE_AUTH},
     {"GET", "/jobs/{id}", nx_api_jobs_get, NX_ROUTE_AUTH},
+    {"POST", "/webhooks", nx_api_webhooks_create, NX_ROUTE_ADMIN | NX_ROUTE_JSON},
+    {"GET", "/webhooks", nx_api_webhooks_list, NX_ROUTE_ADMIN},
+    {"GET", "/webhooks/{id}", nx_api_webhooks_get, NX_ROUTE_ADMIN},
+    {"PATCH", "/webhooks/{id}", nx_api_webhooks_patch, NX_ROUTE_ADMIN | NX_ROUTE_JSON},
+    {"DELETE", "/webhooks/{id}", nx_api_webhooks_delete, NX_ROUTE_ADMIN},
+    {"POST", "/webhooks/{id}/rotate-secret", nx_api_webhooks_rotate, NX_ROUTE_ADMIN},
+    {"POST", "/webhooks/{id}/test", nx_api_webhooks_test, NX_ROUTE_ADMIN},
+    {"GET", "/webhooks/{id}/deliveries", nx_api_webhooks_deliveries, NX_ROUTE_ADMIN},
+    {"POST", "/webhooks/{id}/deliveries/{delivery_id}/retry", nx_api_webhooks_retry,
+     NX_ROUTE_ADMIN},
 };
 
 static const nx_route_t v1_routes[] = {

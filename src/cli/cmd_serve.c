@@ -25,6 +25,7 @@
 #include "db/target.h"
 #include "http/server.h"
 #include "jobs/jobs.h"
+#include "webhooks/webhooks.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -68,7 +69,8 @@ static int check_schema(const nx_db_target_t *t, bool migrate, nx_err_t *err)
 static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
 {
     nx_err_t err = {0};
-    if (nx_db_check_roles(t, true, s->worker_concurrency > 0, &err) != NX_OK)
+    if (nx_db_check_roles(t, true, s->worker_concurrency > 0, &err) != NX_OK ||
+        nx_webhooks_egress_init(s, s->port, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     nx_db_set_runtime(t->app_conninfo, t->app_role[0] ? t->app_role : NULL, t->pooled);
 
@@ -89,10 +91,12 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     if (nx_http_start(&o, &port, &err) != NX_OK)
         return nx_cli_fail_err(&err);
 
-    /* In-process job workers (WORKER_CONCURRENCY, 0 for none) stop after
-     * the HTTP server, so requests in flight can still enqueue. */
-    if (nx_jobs_start(s, t, &err) != NX_OK) {
+    nx_webhooks_egress_port(port); /* PORT=0: the one picked */
+    /* In-process job and webhook workers (WORKER_CONCURRENCY, 0 for none)
+     * stop after the HTTP server, so requests in flight can still enqueue. */
+    if (nx_jobs_start(s, t, &err) != NX_OK || nx_webhooks_start(s, t, &err) != NX_OK) {
         nx_http_shutdown(0);
+        nx_jobs_stop(0);
         return nx_cli_fail_err(&err);
     }
 
@@ -122,6 +126,7 @@ static int serve(const nx_settings_t *s, const sigset_t *signals, nx_db_target_t
     int left = nx_http_shutdown(s->drain_timeout);
     nx_log(NX_LOG_INFO, "http server stopped", NX_LI("abandoned", left));
     nx_jobs_stop(s->drain_timeout);
+    nx_webhooks_stop(s->drain_timeout);
     return NX_EXIT_OK;
 }
 

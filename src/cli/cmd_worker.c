@@ -1,8 +1,8 @@
 /*
  * cmd_worker.c - `nexusapi worker`: job workers only, no HTTP.
  *
- * Runs WORKER_CONCURRENCY attempts at a time against the configured
- * database (any number of these processes, on any host, may share one
+ * Runs WORKER_CONCURRENCY attempts at a time (and WEBHOOK_CONCURRENCY
+ * webhook deliveries) against the configured database (any number of these processes, on any host, may share one
  * database: claims use FOR UPDATE SKIP LOCKED and leases). The main thread
  * waits for SIGTERM/SIGINT (blocked everywhere, taken with sigwait); then
  * running attempts get DRAIN_TIMEOUT seconds to finish, the rest are
@@ -24,6 +24,7 @@
 #include "http/server.h"
 #include "jobs/jobs.h"
 #include "metrics/metrics.h"
+#include "webhooks/webhooks.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -82,9 +83,15 @@ static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
     /* workers never change the schema: serve or `migrate upgrade` does; the
      * roles the schema creates are checked once it is known to be there */
     if (nx_migrate_require_head(t->owner_conninfo, &err) != NX_OK ||
-        nx_db_check_roles(t, false, true, &err) != NX_OK || start_metrics(s, &err) != NX_OK)
+        nx_db_check_roles(t, false, true, &err) != NX_OK ||
+        nx_webhooks_egress_init(s, s->port, &err) != NX_OK || start_metrics(s, &err) != NX_OK)
         return nx_cli_fail_err(&err);
     if (nx_jobs_start(s, t, &err) != NX_OK) {
+        nx_http_shutdown(0);
+        return nx_cli_fail_err(&err);
+    }
+    if (nx_webhooks_start(s, t, &err) != NX_OK) {
+        nx_jobs_stop(0);
         nx_http_shutdown(0);
         return nx_cli_fail_err(&err);
     }
@@ -95,6 +102,7 @@ static int run(nx_settings_t *s, const sigset_t *signals, nx_db_target_t *t)
            NX_LS("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"),
            NX_LI("drain_timeout", s->drain_timeout));
     nx_jobs_stop(s->drain_timeout);
+    nx_webhooks_stop(s->drain_timeout);
     nx_http_shutdown(0); /* no server: nothing to do */
     return NX_EXIT_OK;
 }

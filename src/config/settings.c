@@ -9,6 +9,7 @@
  */
 #include "core/nx.h"
 #include "config/settings.h"
+#include "core/cidr.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -92,6 +93,15 @@ static const struct setting table[] = {
     {"GEMINI_TIMEOUT_SECONDS", T_INT, S(gemini_timeout), "30", 1, 600, 0, NULL},
     {"METRICS_TOKEN", T_STR, S(metrics_token), NULL, 0, 0, F_SECRET, NULL},
     {"WORKER_METRICS_PORT", T_INT, S(worker_metrics_port), "0", 0, 65535, 0, NULL},
+    {"WEBHOOK_TIMEOUT_SECONDS", T_INT, S(webhook_timeout), "10", 1, 60, 0, NULL},
+    {"WEBHOOK_MAX_ATTEMPTS", T_INT, S(webhook_max_attempts), "8", 1, 20, 0, NULL},
+    {"WEBHOOK_RETRY_BASE_MS", T_INT, S(webhook_retry_base_ms), "15000", 10, 3600000, 0, NULL},
+    {"WEBHOOK_DISABLE_AFTER_HOURS", T_INT, S(webhook_disable_after_hours), "24", 0, 8760, 0,
+     NULL},
+    {"WEBHOOK_ALLOW_HTTP", T_BOOL, S(webhook_allow_http), "false", 0, 0, 0, NULL},
+    {"WEBHOOK_ALLOW_NETWORKS", T_STR, S(webhook_allow_networks), NULL, 0, 0, 0, NULL},
+    {"WEBHOOK_CONCURRENCY", T_INT, S(webhook_concurrency), "8", 0, 256, 0, NULL},
+    {"CREDITS_LOW_THRESHOLD", T_INT, S(credits_low_threshold), "50", 0, 1000000000, 0, NULL},
     {"RATE_LIMIT_REQUESTS", T_INT, S(rate_limit_requests), "100", 0, 100000000, 0, NULL},
     {"RATE_LIMIT_WINDOW_SECONDS", T_INT, S(rate_limit_window), "900", 1, 86400, 0, NULL},
     {"IDEMPOTENCY_TTL_HOURS", T_INT, S(idempotency_ttl_hours), "24", 1, 8760, 0, NULL},
@@ -356,6 +366,19 @@ const char *nx_settings_previous_secret(const nx_settings_t *s, long long now)
                                                                        : NULL;
 }
 
+/* WEBHOOK_ALLOW_NETWORKS: a list of CIDRs (the egress check reads it again). */
+static int check_networks(const nx_settings_t *s, nx_err_t *err)
+{
+    nx_cidr_list_t l;
+    char bad[80];
+    if (nx_cidr_list_parse(s->webhook_allow_networks, &l, bad, sizeof(bad)) == NX_OK)
+        return NX_OK;
+    return nx_err_set(err, NX_EINVAL,
+                      "WEBHOOK_ALLOW_NETWORKS: \"%s\" is not a network: give addresses or "
+                      "CIDRs (127.0.0.0/8, ::1/128), separated by commas, at most %d",
+                      bad, NX_CIDR_LIST_MAX);
+}
+
 int nx_settings_load(nx_settings_t *s, nx_err_t *err)
 {
     memset(s, 0, sizeof(*s));
@@ -384,6 +407,8 @@ int nx_settings_load(nx_settings_t *s, nx_err_t *err)
     if (rc == NX_OK && s->api_v1_sunset && s->api_v1_deprecated_at > s->api_v1_sunset)
         rc = nx_err_set(err, NX_EINVAL,
                         "API_V1_SUNSET: must not be earlier than API_V1_DEPRECATED_AT");
+    if (rc == NX_OK)
+        rc = check_networks(s, err);
     if (rc != NX_OK)
         nx_settings_release(s);
     return rc;

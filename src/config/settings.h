@@ -68,6 +68,15 @@ struct nx_settings {
     /* metrics */
     char *metrics_token;          /* NULL: GET /metrics for loopback clients only */
     int worker_metrics_port;      /* `worker` serves GET /metrics here; 0: not at all */
+    /* webhooks */
+    int webhook_timeout;             /* seconds */
+    int webhook_max_attempts;
+    int webhook_retry_base_ms;       /* first retry delay; each next one x4 */
+    int webhook_disable_after_hours; /* 0: never disabled */
+    bool webhook_allow_http;
+    char *webhook_allow_networks;    /* CIDRs, checked at load */
+    int webhook_concurrency;         /* deliveries in flight per worker process */
+    int credits_low_threshold;
     /* production patterns */
     int rate_limit_requests;      /* per organisation per window; 0: no limit */
     int rate_limit_window;        /* seconds */

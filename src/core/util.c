@@ -38,6 +38,30 @@ void nx_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int nx_unhex(const char *hex, unsigned char *out, size_t n)
+{
+    if (strlen(hex) != 2 * n)
+        return NX_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return NX_EINVAL;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return NX_OK;
+}
+
 void nx_uuid_v4(char out[NX_UUID_LEN + 1])
 {
     unsigned char b[16];

@@ -64,5 +64,8 @@ void nx_hash128_hex(const void *p, size_t n, char out[33]);
 
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void nx_hex(const unsigned char *in, size_t n, char *out);
+/* The bytes of exactly 2n hex digits (either case) into out[n]. NX_OK, or
+ * NX_EINVAL for any other length or character. */
+int nx_unhex(const char *hex, unsigned char *out, size_t n);
 
 #endif

@@ -312,6 +312,45 @@ int nx_httpc_perform(nx_arena_t *arena, const nx_httpc_req_t *req, nx_httpc_resp
     return resp->body ? NX_OK : nx_err_set(err, NX_ENOMEM, NULL);
 }
 
+/* A part of h as an arena string; NULL when absent (or on ENOMEM: *oom). */
+static char *url_part(nx_arena_t *arena, CURLU *h, CURLUPart what, unsigned flags, bool *oom)
+{
+    char *v = NULL;
+    CURLUcode rc = curl_url_get(h, what, &v, flags);
+    char *out = rc == CURLUE_OK && v ? nx_arena_strdup(arena, v) : NULL;
+    if (rc == CURLUE_OUT_OF_MEMORY || (rc == CURLUE_OK && !out))
+        *oom = true;
+    curl_free(v);
+    return out;
+}
+
+int nx_httpc_url_parse(nx_arena_t *arena, const char *url, nx_httpc_url_t *out, nx_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    CURLU *h = curl_url();
+    if (!h)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    CURLUcode rc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    bool oom = rc == CURLUE_OUT_OF_MEMORY;
+    if (rc != CURLUE_OK) {
+        curl_url_cleanup(h);
+        return oom ? nx_err_set(err, NX_ENOMEM, NULL)
+                   : nx_err_set(err, NX_EINVAL, "%s", curl_url_strerror(rc));
+    }
+    out->scheme = url_part(arena, h, CURLUPART_SCHEME, 0, &oom);
+    out->host = url_part(arena, h, CURLUPART_HOST, 0, &oom);
+    char *port = url_part(arena, h, CURLUPART_PORT, CURLU_DEFAULT_PORT, &oom);
+    out->credentials = url_part(arena, h, CURLUPART_USER, 0, &oom) != NULL ||
+                       url_part(arena, h, CURLUPART_PASSWORD, 0, &oom) != NULL;
+    curl_url_cleanup(h);
+    if (oom)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    if (!out->scheme || !out->host || !*out->host)
+        return nx_err_set(err, NX_EINVAL, "No host part in the URL");
+    out->port = port ? (int)strtol(port, NULL, 10) : 0;
+    return NX_OK;
+}
+
 static void json_release(void *p) { json_decref(p); }
 
 int nx_httpc_json(nx_arena_t *arena, const nx_httpc_resp_t *resp, const char *service,

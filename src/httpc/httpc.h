@@ -85,6 +85,19 @@ int nx_httpc_perform(nx_arena_t *arena, const nx_httpc_req_t *req, nx_httpc_resp
 int nx_httpc_json(nx_arena_t *arena, const nx_httpc_resp_t *resp, const char *service,
                   struct json_t **out, nx_err_t *err);
 
+/* An absolute URL's parts as libcurl reads it (arena strings). */
+typedef struct nx_httpc_url {
+    char *scheme;     /* lower case */
+    char *host;       /* as libcurl normalises it; an IPv6 literal in brackets */
+    int port;         /* the URL's, or its scheme's default */
+    bool credentials; /* a user name or password is present */
+} nx_httpc_url_t;
+
+/* Parses url with libcurl (any scheme). NX_EINVAL when it is not an
+ * absolute URL libcurl accepts (detail says why), NX_ENOMEM. */
+int nx_httpc_url_parse(nx_arena_t *arena, const char *url, nx_httpc_url_t *out,
+                       nx_err_t *err);
+
 /* s percent-encoded for a URL query or form (RFC 3986 unreserved kept);
  * arena, NULL on allocation failure. */
 char *nx_httpc_escape(nx_arena_t *arena, const char *s);

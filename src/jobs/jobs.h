@@ -63,11 +63,13 @@ int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *j
                        int version);
 /*
  * create, part 2, after a successful nx_tx_run: *job_id and *body (the
- * answer's JSON) borrowed from the result. NX_EPAYMENT when the balance was
- * short (nothing was inserted).
+ * answer's JSON) borrowed from the result; *webhooks when the debit took
+ * the balance below CREDITS_LOW_THRESHOLD and a credits.low event was
+ * written for an endpoint (wake the webhook workers: nx_webhooks_committed).
+ * NX_EPAYMENT when the balance was short (nothing was inserted).
  */
 int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char **body,
-                          nx_err_t *err);
+                          bool *webhooks, nx_err_t *err);
 /*
  * After a committed submission, outside its transaction: wakes this
  * process's workers, and sends NOTIFY on db at most once per short interval

@@ -38,6 +38,10 @@ typedef struct nx_attempt {
     /* set by the queue when the database refused this attempt's row (not a
      * lost connection): why, for operators, on the attempt's arena */
     const char *refused;
+    /* set by the queue when the statement that wrote this attempt's outcome
+     * also wrote webhook deliveries (the outbox): the webhook workers are
+     * to be woken once it is done */
+    bool webhooks;
     struct nx_attempt *next;
 } nx_attempt_t;
 

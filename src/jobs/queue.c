@@ -17,6 +17,12 @@
  * lease owner, so a late or duplicate finish changes nothing; the final
  * failure and its REFUND are one statement, and a unique index allows one
  * REFUND per job whatever happens.
+ * The webhook outbox rides in the same statements (docs/internals/webhooks.md):
+ * complete writes job.completed, the final failure job.failed, and a debit
+ * that crosses CREDITS_LOW_THRESHOLD credits.low - event and deliveries -
+ * only for an organisation with an enabled endpoint that listens, so an
+ * event exists if and only if its change committed. Without such an
+ * endpoint this costs one probe of webhook_endpoints' key per row.
  * Batches travel as one jsonb parameter read with jsonb_to_recordset. Text
  * going into it is made valid UTF-8 first, and a batch the database still
  * refuses for what a row holds (not a lost connection) is written again one
@@ -50,7 +56,7 @@ static const nx_stmt_t st_create = {
     "WITH debit AS ("
     " UPDATE org_credits SET balance = balance - $2::int"
     " WHERE organisation_id = $1::uuid AND balance >= $2::int"
-    " RETURNING organisation_id"
+    " RETURNING organisation_id, balance"
     "), job AS ("
     " INSERT INTO jobs AS j (organisation_id, job_type, credits_charged, max_attempts,"
     " input_data, metadata, input_hash, traceparent)"
@@ -64,27 +70,45 @@ static const nx_stmt_t st_create = {
     " INSERT INTO credit_transactions (organisation_id, amount, type, job_id, description)"
     " SELECT organisation_id, credits_charged, 'DEDUCTION', id, job_type || ' job'"
     " FROM job WHERE credits_charged > 0"
+    /* the outbox: credits.low when this debit crossed the threshold and an
+     * endpoint listens (one probe of the endpoints' key, only then) */
+    "), low AS ("
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " SELECT s.organisation_id, s.id, 'credits.low', nx_webhook_body(s.id, 'credits.low', now(),"
+    " s.organisation_id, json_build_object('balance', s.balance))"
+    " FROM (SELECT d.organisation_id, d.balance, gen_random_uuid() AS id FROM debit d"
+    " WHERE d.balance < $9::int AND d.balance + $2::int >= $9::int"
+    " AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organisation_id = d.organisation_id"
+    " AND e.enabled AND 'credits.low' = ANY (e.events)) OFFSET 0) s"
+    " RETURNING w.organisation_id, w.id"
+    "), low_out AS ("
+    " INSERT INTO webhook_deliveries (organisation_id, endpoint_id, event_id)"
+    " SELECT low.organisation_id, e.id, low.id FROM low JOIN webhook_endpoints e"
+    " ON e.organisation_id = low.organisation_id AND e.enabled AND 'credits.low' = ANY (e.events)"
+    " RETURNING 1"
     ")"
-    " SELECT id, body FROM job",
-    8,
+    " SELECT id, body, (SELECT count(*) FROM low_out) FROM job",
+    9,
 };
 
 int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *job,
                        int version)
 {
-    char cost[16], attempts[16], ver[8];
+    char cost[16], attempts[16], ver[8], low[16];
     snprintf(cost, sizeof(cost), "%d", job->type->cost);
     snprintf(attempts, sizeof(attempts), "%d", nx_cfg ? nx_cfg->job_max_attempts : 3);
     snprintf(ver, sizeof(ver), "%d", version);
+    snprintf(low, sizeof(low), "%d", nx_cfg ? nx_cfg->credits_low_threshold : 50);
     const char *p[] = {org_id,    cost,
                        job->type->name, attempts,
                        job->text, job->metadata ? job->metadata : "{}",
-                       ver,       job->traceparent};
+                       ver,       job->traceparent,
+                       low};
     return nx_tx_add(tx, &st_create, p);
 }
 
 int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char **body,
-                          nx_err_t *err)
+                          bool *webhooks, nx_err_t *err)
 {
     nx_res_t *r = nx_tx_res(tx, idx);
     if (!r || nx_res_rows(r) != 1)
@@ -92,6 +116,7 @@ int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char 
                           "The organisation's credit balance is too low for this job.");
     *job_id = nx_res_get(r, 0, 0);
     *body = nx_res_get(r, 0, 1);
+    *webhooks = strcmp(nx_res_get(r, 0, 2), "0") != 0;
     return NX_OK;
 }
 
@@ -259,11 +284,15 @@ static int json_text(nx_buf_t *b, const char *s)
     return rc ? rc : nx_buf_json_str(b, clean.data);
 }
 
-/* Marks v[i]->status from rows of (id, status). */
+/* Marks v[i]->status from rows of (id, status, webhook deliveries the
+ * statement wrote), and v[i]->webhooks when there were any. */
 static void mark_status(nx_res_t *r, nx_attempt_t **v, int n)
 {
-    for (int i = 0; i < n; i++)
+    bool wrote = r && nx_res_rows(r) > 0 && strcmp(nx_res_get(r, 0, 2), "0") != 0;
+    for (int i = 0; i < n; i++) {
         v[i]->status = NULL;
+        v[i]->webhooks = v[i]->webhooks || wrote;
+    }
     for (int row = 0; r && row < nx_res_rows(r); row++) {
         const char *id = nx_res_get(r, row, 0);
         for (int i = 0; i < n; i++)
@@ -280,13 +309,32 @@ static void mark_status(nx_res_t *r, nx_attempt_t **v, int n)
 
 static const nx_stmt_t st_complete = {
     "jobs_complete",
-    "UPDATE jobs j SET status = 'completed', output = v.output, error_message = NULL,"
+    "WITH done AS ("
+    " UPDATE jobs j SET status = 'completed', output = v.output, error_message = NULL,"
     " completed_at = now(), lease_owner = NULL, lease_expires_at = NULL"
     " FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid, attempt int,"
     " output jsonb)"
     " WHERE j.organisation_id = v.organisation_id AND j.id = v.id"
     " AND j.status = 'running' AND j.attempt_count = v.attempt AND j.lease_owner = $2"
-    " RETURNING j.id, j.status",
+    " RETURNING j.organisation_id, j.id, j.status, j AS job"
+    /* the outbox: job.completed for organisations with an endpoint that
+     * listens (one probe of the endpoints' key per job, nothing more) */
+    "), ev AS ("
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " SELECT s.organisation_id, s.id, 'job.completed', nx_webhook_body(s.id, 'job.completed',"
+    " now(), s.organisation_id, nx_job_json(s.job))"
+    " FROM (SELECT d.organisation_id, d.job, gen_random_uuid() AS id FROM done d"
+    " WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organisation_id = d.organisation_id"
+    " AND e.enabled AND 'job.completed' = ANY (e.events)) OFFSET 0) s"
+    " RETURNING w.organisation_id, w.id"
+    "), out AS ("
+    " INSERT INTO webhook_deliveries (organisation_id, endpoint_id, event_id)"
+    " SELECT ev.organisation_id, e.id, ev.id FROM ev JOIN webhook_endpoints e"
+    " ON e.organisation_id = ev.organisation_id AND e.enabled"
+    " AND 'job.completed' = ANY (e.events)"
+    " RETURNING 1"
+    ")"
+    " SELECT id, status, (SELECT count(*) FROM out) FROM done",
     2,
 };
 
@@ -345,7 +393,7 @@ static const nx_stmt_t st_fail = {
     " WHERE j.organisation_id = $2::uuid AND v.organisation_id = $2::uuid AND j.id = v.id"
     " AND j.status = 'running' AND j.attempt_count = v.attempt"
     " AND (j.lease_owner = $4 OR (v.reap AND j.lease_expires_at < now()))"
-    " RETURNING j.organisation_id, j.id, j.status, j.credits_charged, j.job_type"
+    " RETURNING j.organisation_id, j.id, j.status, j.credits_charged, j.job_type, j AS job"
     "), refund AS ("
     " UPDATE org_credits c SET balance = c.balance + r.total"
     " FROM (SELECT organisation_id, sum(credits_charged)::int AS total FROM f"
@@ -356,18 +404,35 @@ static const nx_stmt_t st_fail = {
     " SELECT organisation_id, credits_charged, 'REFUND', id,"
     " 'refund: ' || job_type || ' job failed'"
     " FROM f WHERE status = 'failed' AND credits_charged > 0"
+    /* the outbox: job.failed for a final failure, when an endpoint listens */
+    "), ev AS ("
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " SELECT s.organisation_id, s.id, 'job.failed', nx_webhook_body(s.id, 'job.failed', now(),"
+    " s.organisation_id, nx_job_json(s.job))"
+    " FROM (SELECT f.organisation_id, f.job, gen_random_uuid() AS id FROM f"
+    " WHERE f.status = 'failed' AND EXISTS (SELECT 1 FROM webhook_endpoints e"
+    " WHERE e.organisation_id = $2::uuid AND e.enabled AND 'job.failed' = ANY (e.events))"
+    " OFFSET 0) s"
+    " RETURNING w.organisation_id, w.id"
+    "), out AS ("
+    " INSERT INTO webhook_deliveries (organisation_id, endpoint_id, event_id)"
+    " SELECT ev.organisation_id, e.id, ev.id FROM ev JOIN webhook_endpoints e"
+    " ON e.organisation_id = $2::uuid AND e.organisation_id = ev.organisation_id AND e.enabled"
+    " AND 'job.failed' = ANY (e.events)"
+    " RETURNING 1"
     ")"
-    " SELECT id, status, credits_charged FROM f",
+    " SELECT id, status, (SELECT count(*) FROM out), credits_charged FROM f",
     4,
 };
 
-/* Notes on each attempt of v what its job cost (rows of id, status, credits). */
+/* Notes on each attempt of v what its job cost (rows of id, status,
+ * deliveries, credits). */
 static void mark_credits(nx_res_t *r, nx_attempt_t **v, int n)
 {
     for (int row = 0; r && row < nx_res_rows(r); row++)
         for (int i = 0; i < n; i++)
             if (strcmp(v[i]->job_id, nx_res_get(r, row, 0)) == 0)
-                v[i]->credits = (int)strtol(nx_res_get(r, row, 2), NULL, 10);
+                v[i]->credits = (int)strtol(nx_res_get(r, row, 3), NULL, 10);
 }
 
 static int extra_error(nx_buf_t *b, const nx_attempt_t *a)

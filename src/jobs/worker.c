@@ -45,6 +45,7 @@
 #include "db/db.h"
 #include "db/notify.h"
 #include "metrics/metrics.h"
+#include "webhooks/webhooks.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -328,11 +329,15 @@ static int write_back(struct pool *p, nx_arena_t *scratch, nx_attempt_t **v, int
         return rc; /* keep everything; finishes are idempotent by their guards */
     if (rc)
         nx_log(NX_LOG_ERROR, "could not write job results", NX_LS("error", why(&err)));
+    bool events = false;
     for (int i = 0; i < n; i++) {
         if (!rc)
             log_outcome(v[i], p->retry_delay);
+        events = events || v[i]->webhooks;
         nx_attempt_free(v[i]);
     }
+    if (events) /* committed: their deliveries go out now */
+        nx_webhooks_committed(p->db, scratch);
     *kept = 0;
     return rc;
 }
@@ -418,9 +423,14 @@ static void reap(struct pool *p, nx_arena_t *scratch)
             v[k++] = a;
     if (rc == NX_OK && k)
         rc = nx_queue_fail(p->db, scratch, p->owner, p->retry_delay, v, k, &err);
-    for (int i = 0; rc == NX_OK && i < k; i++)
+    bool events = false;
+    for (int i = 0; rc == NX_OK && i < k; i++) {
         if (v[i]->status || v[i]->refused)
             log_outcome(v[i], p->retry_delay);
+        events = events || v[i]->webhooks;
+    }
+    if (events)
+        nx_webhooks_committed(p->db, scratch);
     if (rc)
         nx_log(NX_LOG_WARN, "could not fail expired jobs", NX_LS("error", why(&err)));
     while (list) {

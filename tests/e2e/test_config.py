@@ -25,6 +25,9 @@ def config(env, cwd=None):
     ("LOG_FORMAT", "xml", "one of"),
     ("AI_PROVIDER", "openai", "one of"),
     ("PUBLIC_URL", "localhost:8000", "URL"),
+    ("WEBHOOK_ALLOW_NETWORKS", "10.0.0.1/8", "is not a network"),
+    ("WEBHOOK_ALLOW_NETWORKS", "127.0.0.0/8,2130706433", "2130706433"),
+    ("WEBHOOK_TIMEOUT_SECONDS", "0", "between 1 and 60"),
     ("JWT_SECRET_KEY", "too-short", "at least 32 bytes"),
     ("JWT_SECRET_KEY", "change-me-in-production-use-strong-secret", "placeholder"),
 ])

@@ -112,7 +112,8 @@ static const char *submit(int max_attempts)
     assert_true(idx >= 0);
     assert_int_equal(nx_tx_run(tx, &err), NX_OK);
     const char *id, *body;
-    assert_int_equal(nx_jobs_create_result(tx, idx, &id, &body, &err), NX_OK);
+    bool webhooks;
+    assert_int_equal(nx_jobs_create_result(tx, idx, &id, &body, &webhooks, &err), NX_OK);
     sql(nx_arena_sprintf(arena, "UPDATE jobs SET max_attempts = %d WHERE organisation_id = '" ORG
                                 "' AND id = '%s'", max_attempts, id));
     return nx_arena_strdup(arena, id);
