@@ -321,6 +321,10 @@ static int check_form(nx_arena_t *arena, const char *url, nx_httpc_url_t *u, con
     int rc = nx_httpc_url_parse(arena, url, u, &e);
     if (rc == NX_ENOMEM)
         return rc;
+    /* the host follows "scheme://" at once: libcurl also reads "https:/host"
+     * and "https:host", where the host read below would be another one */
+    if (strncmp(url + strcspn(url, ":"), "://", 3) != 0)
+        rc = NX_EVALIDATION;
     bool https = rc == NX_OK && strcmp(u->scheme, "https") == 0;
     bool http = rc == NX_OK && strcmp(u->scheme, "http") == 0;
     if (!https && !(http && policy.allow_http)) {

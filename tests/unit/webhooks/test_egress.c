@@ -142,6 +142,10 @@ static void test_url_rules(void **state)
     refused_for("http://hooks.example.com/", "https");
     refused_for("ftp://hooks.example.com/", "https");
     refused_for("hooks.example.com/path", "https");
+    /* libcurl reads these too, with a host other than the one after "//" */
+    refused_for("https:/hooks.example.com/", "https");
+    refused_for("https:hooks.example.com/", "https");
+    refused_for("https:/tps://hooks.example.com/", "https");
     refused_for("https://user:secret@hooks.example.com/", "user name or password");
     refused_for("https://user@hooks.example.com/", "user name or password");
     refused_for("https://:secret@hooks.example.com/", "user name or password");
