@@ -8,5 +8,5 @@
 -- :credits_low (the CREDITS_LOW_THRESHOLD default, for the webhook outbox).
 \startpipeline
 -- @stmt nx_tenant_begin :org :user :need_member
--- @stmt jobs_create :org :cost_summarise :job_summarise :max_attempts :text :no_metadata :api_v1 :credits_low
+-- @stmt jobs_create :org :cost_summarise :job_summarise :max_attempts :text :no_metadata :api_v1 NULL :credits_low
 \endpipeline
