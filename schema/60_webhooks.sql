@@ -60,7 +60,8 @@ CREATE TABLE webhook_events (
                     CHECK (type IN ('job.completed', 'job.failed', 'credits.low', 'webhook.test')),
     body            text NOT NULL, -- exactly the bytes that are signed and sent
     created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (organisation_id, id)
+    PRIMARY KEY (organisation_id, id),
+    traceparent     text -- W3C trace context of what caused it; NULL: none known
 );
 -- the retention prune, oldest first
 CREATE INDEX webhook_events_created_at_idx ON webhook_events (created_at);

@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/trace.h"
 #include "db/db.h"
 #include "webhooks/webhooks.h"
 
@@ -30,9 +31,9 @@ static const nx_stmt_t st_test = {
     " SELECT w.organisation_id, w.id, w.enabled FROM webhook_endpoints w"
     " WHERE w.organisation_id = $1 AND w.id = $2::uuid"
     "), ev AS ("
-    " INSERT INTO webhook_events AS v (organisation_id, id, type, body)"
+    " INSERT INTO webhook_events AS v (organisation_id, id, type, body, traceparent)"
     " SELECT s.organisation_id, s.id, 'webhook.test', nx_webhook_body(s.id, 'webhook.test',"
-    " now(), s.organisation_id, json_build_object('webhook_id', s.endpoint_id))"
+    " now(), s.organisation_id, json_build_object('webhook_id', s.endpoint_id)), $3"
     " FROM (SELECT e.organisation_id, e.id AS endpoint_id, gen_random_uuid() AS id FROM e"
     " WHERE e.enabled OFFSET 0) s"
     " RETURNING v.organisation_id, v.id"
@@ -42,7 +43,7 @@ static const nx_stmt_t st_test = {
     " RETURNING nx_webhook_delivery_json(d, 'webhook.test')::text AS j"
     ")"
     " SELECT e.enabled, (SELECT j FROM dl) FROM e",
-    2,
+    3,
 };
 
 static const nx_stmt_t st_exists = {
@@ -101,7 +102,10 @@ int nx_api_webhooks_test(nx_req_t *req, nx_err_t *err)
     int rc = nx_api_uuid_param(req, 0, &id, err);
     if (rc != NX_OK)
         return rc;
-    const char *p[] = {req->auth.org_id, id};
+    char tp[NX_TRACEPARENT_LEN + 1] = "";
+    if (req->trace.trace_id[0]) /* the event's deliveries are spans of this request */
+        nx_trace_format(&req->trace, tp);
+    const char *p[] = {req->auth.org_id, id, tp[0] ? tp : NULL};
     nx_res_t *r;
     if ((rc = nx_api_tx_one(req, &st_test, p, &r, err)) != NX_OK)
         return rc;

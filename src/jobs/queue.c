@@ -73,9 +73,9 @@ static const nx_stmt_t st_create = {
     /* the outbox: credits.low when this debit crossed the threshold and an
      * endpoint listens (one probe of the endpoints' key, only then) */
     "), low AS ("
-    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body, traceparent)"
     " SELECT s.organisation_id, s.id, 'credits.low', nx_webhook_body(s.id, 'credits.low', now(),"
-    " s.organisation_id, json_build_object('balance', s.balance))"
+    " s.organisation_id, json_build_object('balance', s.balance)), $8"
     " FROM (SELECT d.organisation_id, d.balance, gen_random_uuid() AS id FROM debit d"
     " WHERE d.balance < $9::int AND d.balance + $2::int >= $9::int"
     " AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organisation_id = d.organisation_id"
@@ -320,9 +320,9 @@ static const nx_stmt_t st_complete = {
     /* the outbox: job.completed for organisations with an endpoint that
      * listens (one probe of the endpoints' key per job, nothing more) */
     "), ev AS ("
-    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body, traceparent)"
     " SELECT s.organisation_id, s.id, 'job.completed', nx_webhook_body(s.id, 'job.completed',"
-    " now(), s.organisation_id, nx_job_json(s.job))"
+    " now(), s.organisation_id, nx_job_json(s.job)), (s.job).traceparent"
     " FROM (SELECT d.organisation_id, d.job, gen_random_uuid() AS id FROM done d"
     " WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organisation_id = d.organisation_id"
     " AND e.enabled AND 'job.completed' = ANY (e.events)) OFFSET 0) s"
@@ -406,9 +406,9 @@ static const nx_stmt_t st_fail = {
     " FROM f WHERE status = 'failed' AND credits_charged > 0"
     /* the outbox: job.failed for a final failure, when an endpoint listens */
     "), ev AS ("
-    " INSERT INTO webhook_events AS w (organisation_id, id, type, body)"
+    " INSERT INTO webhook_events AS w (organisation_id, id, type, body, traceparent)"
     " SELECT s.organisation_id, s.id, 'job.failed', nx_webhook_body(s.id, 'job.failed', now(),"
-    " s.organisation_id, nx_job_json(s.job))"
+    " s.organisation_id, nx_job_json(s.job)), (s.job).traceparent"
     " FROM (SELECT f.organisation_id, f.job, gen_random_uuid() AS id FROM f"
     " WHERE f.status = 'failed' AND EXISTS (SELECT 1 FROM webhook_endpoints e"
     " WHERE e.organisation_id = $2::uuid AND e.enabled AND 'job.failed' = ANY (e.events))"

@@ -255,6 +255,8 @@ static void observe(const nx_delivery_t *d, bool refused, const nx_err_t *err)
 
 static void deliver(struct pool *p, nx_chain_t *c, nx_delivery_t *d)
 {
+    /* the attempt logs under the event's trace id and sends its traceparent */
+    const nx_trace_t *outer = nx_trace_enter(&d->trace);
     nx_time_now_rfc3339(d->at, sizeof(d->at), true);
     int64_t t0 = nx_time_mono_us();
     struct call call = {.arena = c->arena, .pool = p};
@@ -276,6 +278,7 @@ static void deliver(struct pool *p, nx_chain_t *c, nx_delivery_t *d)
         d->excerpt = clean_text(c->arena, r.body, r.len, NX_WEBHOOK_EXCERPT_MAX);
     judge(p, c, d, rc, &r, &call, &err);
     observe(d, rc == NX_EVALIDATION || (rc != NX_OK && r.fail == NX_HTTPC_REFUSED), &err);
+    nx_trace_enter(outer);
 }
 
 /* Delivers a run in order; the first failure ends it (the rest go back). */

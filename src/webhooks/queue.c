@@ -86,7 +86,7 @@ static const nx_stmt_t st_claim = {
     " SELECT t.organisation_id, t.id, t.endpoint_id, nx_webhook_event_id(t.event_id), ev.type,"
     " t.attempt_count, coalesce(t.max_attempts, $5::int), e.url, encode(e.secret, 'hex'),"
     " CASE WHEN e.previous_secret_expires_at > now() THEN encode(e.previous_secret, 'hex') END,"
-    " ev.body"
+    " ev.body, ev.traceparent"
     " FROM took t"
     " JOIN webhook_events ev ON ev.organisation_id = t.organisation_id AND ev.id = t.event_id"
     " JOIN webhook_endpoints e ON e.organisation_id = t.organisation_id AND e.id = t.endpoint_id"
@@ -108,6 +108,10 @@ static bool delivery_from_row(nx_chain_t *c, nx_delivery_t *d, nx_res_t *r, int 
     d->len = (size_t)nx_res_len(r, row, 10);
     d->body = nx_arena_strndup(c->arena, nx_res_get(r, row, 10), d->len);
     d->has_previous = !nx_res_null(r, row, 9);
+    /* an attempt is a span of the event's trace (a new one when none) */
+    if (nx_res_null(r, row, 11) || nx_trace_parse(nx_res_get(r, row, 11), &d->trace) != NX_OK)
+        d->trace = (nx_trace_t){0};
+    nx_trace_start(&d->trace);
     return d->url && d->body &&
            nx_unhex(nx_res_get(r, row, 8), d->secret, sizeof(d->secret)) == NX_OK &&
            (!d->has_previous ||

@@ -7,6 +7,7 @@
 
 #include "core/nx.h"
 #include "webhooks/webhooks.h"
+#include "core/trace.h"
 
 #define NX_WH_CHAIN_MAX 16 /* deliveries of one endpoint claimed together */
 
@@ -37,6 +38,7 @@ typedef struct nx_delivery {
     unsigned char previous[NX_WEBHOOK_SECRET_LEN];
     bool has_previous;   /* a rotation's overlap: sign with both */
     int64_t due_us;      /* monotonic: claimed at */
+    nx_trace_t trace;    /* the event's trace; this attempt is a span of it */
     /* the attempt, set by the sender */
     int outcome;         /* enum nx_wh_outcome */
     long long retry_ms;

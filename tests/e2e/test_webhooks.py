@@ -432,3 +432,37 @@ def test_old_events_pruned_with_their_deliveries(db, hooks, receiver):
     assert db.sql("SELECT count(*) FROM webhook_deliveries") == "1"
     assert any(l.get("msg") == "pruned webhook events" for l in later.log_lines() +
                server.log_lines())
+
+
+# ---- trace context ------------------------------------------------------------------
+
+TID, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+def test_deliveries_carry_the_trace_of_what_caused_them(db, hooks, receiver):
+    """A job submitted with a traceparent: its job.completed delivery logs
+    under that trace id and sends it on (a new span); a test event sent with
+    another traceparent carries that one."""
+    server = hooks(JOB_POLL_INTERVAL_MS=200)
+    t = Tenant(db)
+    hook = create_hook(server, t, receiver.url("/traced"), events=["job.completed"])
+    r = server.request("POST", "/api/v1/summarise", body={"text": "Traces reach webhooks. Yes."},
+                       headers={**t.headers, "traceparent": f"00-{TID}-{PARENT}-01"})
+    assert r.status == 202, r.body
+    job_id = r.json()["job_id"]
+    got = receiver.wait(1, "/traced")
+    version, trace_id, parent, flags = got[0]["headers"]["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TID, "01") and parent != PARENT
+    assert event(got[0])["data"]["id"] == job_id
+
+    other = "0af7651916cd43dd8448eb211c80319c"
+    r = server.request("POST", f"/api/v1/webhooks/{hook['id']}/test", headers={
+        **t.headers, "traceparent": f"00-{other}-{PARENT}-01"})
+    assert r.status in (200, 201, 202), r.body
+    got = receiver.wait(2, "/traced")
+    assert got[1]["headers"]["traceparent"].split("-")[1] == other
+
+    wait_for(lambda: len([l for l in server.log_lines() if l.get("msg") == "webhook delivered"])
+             >= 2, 30, what="two delivery log lines")
+    lines = [l for l in server.log_lines() if l.get("msg") == "webhook delivered"]
+    assert {l.get("trace_id") for l in lines} == {TID, other}, lines
