@@ -193,8 +193,12 @@ enum MHD_Result nx_http_on_request(void *cls, struct MHD_Connection *c, const ch
 static const char *termination_name(const nx_http_conn_t *hc,
                                     enum MHD_RequestTerminationCode toe)
 {
-    if (hc->half_closed && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        return "incomplete"; /* the client stopped sending mid-request */
+    /* the client stopped sending mid-request: seen by our half-close check,
+     * or by the library when the close came with the last bytes it read */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+        (hc->half_closed ||
+         (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT && hc->state <= NX_CONN_BODY)))
+        return "incomplete";
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK:
         return NULL;
