@@ -17,9 +17,12 @@ mkdir -p "$out/findings" "$out/logs"
 run_one() {
   local t=$1
   mkdir -p "$out/corpus/$t"
+  local seeds=("fuzz/corpus/$t")
+  # the migration parser also starts from every real migration, read in place
+  [ "$t" = migration ] && seeds+=(migrations)
   if "$bin/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$out/findings/$t-" \
-       "$out/corpus/$t" "fuzz/corpus/$t" >"$out/logs/$t.log" 2>&1; then
+       "$out/corpus/$t" "${seeds[@]}" >"$out/logs/$t.log" 2>&1; then
     echo "fuzz: $t: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$out/logs/$t.log" | tail -1), no finding"
   else
     echo "fuzz: $t: FAILED, see $out/logs/$t.log and $out/findings/"
