@@ -113,8 +113,13 @@ def test_metrics_after_real_traffic_pass_promtool(db, pg, server_factory, standi
     poll(server, "/health", 200)
     assert server.get("/api/v1/me", headers=t.headers).status == 200
 
+    # A worker asleep in its reconnect back-off replaces its connection a few
+    # seconds after the database is back; an HTTP thread only when it next
+    # serves a request. Wait for the first replacement, then read the rest.
     wait_for(lambda: "nexusapi_jobs_queue_depth " in server.get("/metrics").body.decode(), 30,
              what="the workers to read the queue")
+    wait_for(lambda: value(parse(scrape(server.get)), "nexusapi_db_reconnects_total") >= 1, 30,
+             what="a lost database connection to be replaced")
     text = scrape(server.get)
     rc, out = check_metrics(text)
     assert (rc, out) == (0, ""), out
