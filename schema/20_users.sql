@@ -2,9 +2,14 @@
 --
 -- SECURITY: All queries MUST include organisation_id filter. Failure to do so
 -- will result in data leakage between tenants.
+--
+-- The key is (organisation_id, id), so that the table can be distributed by
+-- organisation (Citus) and a row referring to a user names the user's
+-- organisation too. google_id stays unique across organisations: sign-in
+-- finds a Google account before it knows the organisation (docs/scaling.md).
 
 CREATE TABLE users (
-    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id              uuid NOT NULL DEFAULT gen_random_uuid(),
     organisation_id uuid NOT NULL REFERENCES organisations (id) ON DELETE CASCADE,
     email           varchar(255) NOT NULL,
     name            varchar(255),
@@ -13,6 +18,7 @@ CREATE TABLE users (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     avatar_url      varchar(500), -- a Google profile picture URL
+    PRIMARY KEY (organisation_id, id),
     CONSTRAINT users_organisation_id_email_key UNIQUE (organisation_id, email)
 );
 CREATE INDEX users_organisation_id_created_at_idx ON users (organisation_id, created_at, id);

@@ -7,6 +7,8 @@
 -- at most one DEDUCTION and at most one REFUND: a unique index says so, not
 -- just the code. A transaction keeps its row when its job is pruned (job_id
 -- becomes NULL).
+--
+-- Every key leads with organisation_id (Citus: distributed by organisation).
 
 CREATE TABLE org_credits (
     organisation_id uuid PRIMARY KEY REFERENCES organisations (id) ON DELETE CASCADE,
@@ -18,13 +20,14 @@ CREATE TRIGGER org_credits_touch BEFORE UPDATE ON org_credits
     FOR EACH ROW EXECUTE FUNCTION nx_touch_updated_at();
 
 CREATE TABLE credit_transactions (
-    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id              uuid NOT NULL DEFAULT gen_random_uuid(),
     organisation_id uuid NOT NULL REFERENCES organisations (id) ON DELETE CASCADE,
     amount          integer NOT NULL CHECK (amount > 0),
     type            varchar(16) NOT NULL CHECK (type IN ('GRANT', 'DEDUCTION', 'REFUND')),
     description     text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     job_id          uuid,
+    PRIMARY KEY (organisation_id, id),
     CONSTRAINT credit_transactions_job_fkey
         FOREIGN KEY (organisation_id, job_id) REFERENCES jobs (organisation_id, id)
         ON DELETE SET NULL (job_id)

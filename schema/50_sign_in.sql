@@ -95,7 +95,7 @@ BEGIN
     SELECT * INTO u FROM public.users WHERE google_id = p_google_id;
     IF FOUND THEN
         UPDATE public.users SET name = coalesce(v_name, users.name), avatar_url = v_avatar
-            WHERE id = u.id RETURNING * INTO u;
+            WHERE organisation_id = u.organisation_id AND id = u.id RETURNING * INTO u;
     ELSE
         -- Rule 1: an operator-created user with this verified email, not yet
         -- linked (preferring the one in the token's Workspace domain).
@@ -107,7 +107,8 @@ BEGIN
         IF FOUND THEN
             UPDATE public.users SET google_id = p_google_id,
                                     name = coalesce(v_name, users.name), avatar_url = v_avatar
-                WHERE id = u.id RETURNING * INTO u;
+                WHERE organisation_id = u.organisation_id AND id = u.id
+                RETURNING * INTO u;
         ELSIF v_domain IS NOT NULL THEN
             -- Rules 2 and 4: the domain's organisation, created once.
             PERFORM pg_advisory_xact_lock(hashtextextended('nexus.sign_in.domain:' || v_domain, 0));

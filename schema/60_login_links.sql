@@ -10,14 +10,19 @@
 CREATE TABLE login_links (
     organisation_id uuid NOT NULL REFERENCES organisations (id) ON DELETE CASCADE,
     token_sha256    char(64) NOT NULL,
-    user_id         uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id         uuid NOT NULL,
     expires_at      timestamptz NOT NULL,
     used_at         timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (organisation_id, token_sha256)
+    PRIMARY KEY (organisation_id, token_sha256),
+    CONSTRAINT login_links_user_fkey FOREIGN KEY (organisation_id, user_id)
+        REFERENCES users (organisation_id, id) ON DELETE CASCADE
 );
+-- A link is spent by its token alone, before its organisation is known: the
+-- hash stays unique across organisations (docs/scaling.md, Citus).
 CREATE UNIQUE INDEX login_links_token_sha256_key ON login_links (token_sha256);
-CREATE INDEX login_links_user_id_idx ON login_links (user_id);
+-- the cascade when a user is removed
+CREATE INDEX login_links_organisation_id_user_id_idx ON login_links (organisation_id, user_id);
 
 ALTER TABLE login_links ENABLE ROW LEVEL SECURITY;
 ALTER TABLE login_links FORCE ROW LEVEL SECURITY;
@@ -43,7 +48,8 @@ BEGIN
         RETURNING * INTO l;
     IF FOUND THEN
         RETURN QUERY SELECT 'ok'::text, u.id, u.organisation_id, u.role::text
-            FROM public.users u WHERE u.id = l.user_id;
+            FROM public.users u
+            WHERE u.organisation_id = l.organisation_id AND u.id = l.user_id;
         RETURN;
     END IF;
     SELECT * INTO l FROM public.login_links WHERE token_sha256 = p_sha256;

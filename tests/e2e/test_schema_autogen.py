@@ -302,7 +302,9 @@ def edit_columns(p):
 def edit_constraints_indexes(p):
     p.write("60_more.sql", """
 ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');
-ALTER TABLE users ADD COLUMN invited_by uuid REFERENCES users (id);
+ALTER TABLE users ADD COLUMN invited_by uuid;
+ALTER TABLE users ADD CONSTRAINT users_invited_by_fkey FOREIGN KEY (organisation_id, invited_by)
+    REFERENCES users (organisation_id, id);
 ALTER TABLE organisations ADD CONSTRAINT organisations_name_key UNIQUE (name);
 CREATE INDEX users_lower_email_idx ON users (lower(email));
 COMMENT ON INDEX users_lower_email_idx IS 'sign-in by email';
