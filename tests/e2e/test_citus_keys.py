@@ -141,7 +141,7 @@ def test_issue18_keys_migration_keeps_every_row_both_ways(fresh_db):
     data = rows(db)
 
     ok(db.cli("migrate", "upgrade", "head"))
-    assert applied(db).split()[-1] == "0018"
+    assert "0018" in applied(db).split()
     assert rows(db) == data
     assert not_citus_ready(db) == set()
     keys = db.sql(KEYS)
