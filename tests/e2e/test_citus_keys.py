@@ -48,7 +48,8 @@ INSERT INTO idempotency_keys (organisation_id, key, request_hash, status, body)
     VALUES ('{ORG_A}', 'k1', 'h1', 202, '{{}}');
 INSERT INTO login_links (organisation_id, token_sha256, user_id, expires_at)
     VALUES ('{ORG_A}', repeat('a', 64), '{ADA}', now() + interval '1 hour');
-INSERT INTO used_login_states (state, expires_at) VALUES (repeat('s', 32), now() + interval '1 hour');
+INSERT INTO used_login_states (state, expires_at)
+    VALUES (repeat('s', 32), now() + interval '1 hour');
 INSERT INTO webhook_endpoints (id, organisation_id, url, events, secret)
     VALUES ('{ENDPOINT}', '{ORG_A}', 'https://hooks.example/x', ARRAY['job.completed'],
             decode(repeat('ab', 32), 'hex'));
@@ -64,9 +65,11 @@ KEYS = ("SELECT string_agg(c.relname || ' ' || k.conname || ' ' || pg_get_constr
         "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
         "WHERE c.relnamespace = 'public'::regnamespace AND k.contype IN ('p', 'u', 'f')")
 INDEXES = ("SELECT string_agg(pg_get_indexdef(x.indexrelid) || ' ' || x.indisvalid, E'\\n' "
-           "ORDER BY x.indexrelid::regclass::text) FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid "
+           "ORDER BY x.indexrelid::regclass::text) "
+           "FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid "
            "WHERE c.relnamespace = 'public'::regnamespace")
-FUNCTIONS = ("SELECT md5(string_agg(pg_get_functiondef(p.oid), '' ORDER BY p.oid::regprocedure::text)) "
+FUNCTIONS = ("SELECT md5(string_agg(pg_get_functiondef(p.oid), '' "
+             "ORDER BY p.oid::regprocedure::text)) "
              "FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace")
 
 
@@ -146,7 +149,8 @@ def test_issue18_keys_migration_keeps_every_row_both_ways(fresh_db):
     assert not_citus_ready(db) == set()
     keys = db.sql(KEYS)
     for line in ("users users_pkey PRIMARY KEY (organisation_id, id) true",
-                 "credit_transactions credit_transactions_pkey PRIMARY KEY (organisation_id, id) true",
+                 "credit_transactions credit_transactions_pkey "
+                 "PRIMARY KEY (organisation_id, id) true",
                  "login_links login_links_user_fkey FOREIGN KEY (organisation_id, user_id) "
                  "REFERENCES users(organisation_id, id) ON DELETE CASCADE true",
                  "users users_google_id_key UNIQUE (google_id) true"):
