@@ -149,6 +149,25 @@ BEGIN
 END
 $$;
 
+-- Returns only when the key is new, so that the request's statements queued
+-- after it run in the same round trip; NX409 while the key is in use, NXKEY
+-- when it already has an answer (read it with nx_idempotency_begin).
+CREATE FUNCTION nx_idempotency_claim(org uuid, p_key text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(
+            hashtextextended('nexus.idempotency:' || org::text || ':' || p_key, 0)) THEN
+        RAISE EXCEPTION 'idempotency key in use' USING ERRCODE = 'NX409';
+    END IF;
+    IF EXISTS (SELECT 1 FROM public.idempotency_keys i
+               WHERE i.organisation_id = org AND i.key = p_key) THEN
+        RAISE EXCEPTION 'idempotency key has an answer' USING ERRCODE = 'NXKEY';
+    END IF;
+END
+$$;
+
 GRANT EXECUTE ON FUNCTION nx_rate_take(uuid, integer, bigint, integer, bigint, bigint, integer),
     nx_rate_use(uuid),
-    nx_idempotency_begin(uuid, text, text) TO nexus_app;
+    nx_idempotency_begin(uuid, text, text),
+    nx_idempotency_claim(uuid, text) TO nexus_app;

@@ -29,7 +29,8 @@ typedef struct nx_api_req {
     int rl_remaining, rl_reset;
     /* idempotency (idempotency.c) */
     const char *idem_key, *idem_hash;
-    bool idem_new;         /* the key is new: store the answer with the effects */
+    nx_tx_t *idem_tx;      /* the transaction that claims the key (held open) */
+    int idem_idx;          /* ... the claim's statement there */
 } nx_api_req_t;
 
 /* The request's notes, made on first use; NULL on ENOMEM. */
@@ -65,11 +66,17 @@ int nx_api_ratelimit_unused(const char *org_id);
  * RateLimit on every counted answer. */
 int nx_api_stage_rate_limit_answer(nx_req_t *req, nx_err_t *err);
 /* REQUEST (before the handler): an Idempotency-Key on a POST: 400 for a
- * bad key, 409 while in use, 422 when reused for another request, the
- * stored answer replayed, or the request's transaction held open so that
- * its answer is stored with its effects. */
+ * bad key; else the key's claim is queued in the request's transaction,
+ * which is held open so that the answer is stored with the effects. No
+ * I/O: the claim rides the handler's round trip. */
 int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err);
-/* RESPONSE: stores a new key's answer and commits, in one round trip. */
+/* Moves the key's claim to tx, for a handler that runs its statements in a
+ * transaction of its own (on an offload thread); that handler then ends it
+ * with nx_api_stage_idempotency_store on the same thread. NX_ENOMEM. */
+int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx);
+/* RESPONSE: a new key's answer stored and committed with the effects, in
+ * one round trip; for a key that has an answer already, the stored answer
+ * replayed (or 422 when it was for another request); 409 while in use. */
 int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err);
 /* RESPONSE (after respond): ETag and Cache-Control on a 200 GET under
  * /api/, and 304 when If-None-Match matches. */

@@ -6,18 +6,25 @@
  *
  * A POST under /api/ may carry Idempotency-Key (1-255 visible ASCII
  * characters, else 400). Before its handler, the request's tenant
- * transaction is held open (db/tx.c) and nx_idempotency_begin (migration
- * 0010) takes the key's advisory lock without waiting and looks it up:
+ * transaction is marked held (db/tx.c: it stays open after its round trips
+ * until committed) and nx_idempotency_claim (migration 0020) is queued in it,
+ * so it travels in the handler's own round trip, just before the handler's
+ * statements. It takes the key's advisory lock without waiting and:
  *   - in use by a request still in progress: 409, Retry-After: 1;
- *   - used for another request (method, path or body differ): 422;
- *   - used for this request: its stored answer - status and body, byte for
- *     byte - is replayed with Idempotent-Replayed: true, and nothing runs;
- *   - new: the handler runs in the open transaction, and before the answer
- *     goes out its status and body are stored with the key and committed
- *     with the request's effects, in one round trip. A request whose
- *     transaction failed, or a 5xx, stores nothing: a retry runs again.
- * Keys are per organisation and kept IDEMPOTENCY_TTL_HOURS (pruned by the
- * workers). A keyed POST costs two more round trips than an unkeyed one.
+ *   - new: returns, the handler's statements run in the open transaction,
+ *     and before the answer goes out its status and body are stored with
+ *     the key and committed with the request's effects, in one round trip;
+ *   - has an answer: raises, so the handler's statements never run; the
+ *     answer is then read with nx_idempotency_begin (migration 0010) in a
+ *     transaction of its own. Used for this request: the stored answer -
+ *     status and body, byte for byte - is replayed with
+ *     Idempotent-Replayed: true. Used for another (method, path or body
+ *     differ): 422.
+ * A request whose transaction failed, or a 5xx, stores nothing: a retry runs
+ * again; so does one refused before its statements ran (a 400 or 422 for
+ * what it sent). Keys are per organisation and kept IDEMPOTENCY_TTL_HOURS
+ * (pruned by the workers). A keyed POST costs one more round trip than an
+ * unkeyed one (the store and COMMIT), a replay two.
  */
 #include "core/nx.h"
 #include "api/api.h"
@@ -37,6 +44,12 @@ static const nx_stmt_t st_begin = {
     "SELECT state, status, content_type, location, body "
     "FROM nx_idempotency_begin($1::uuid, $2, $3)",
     3,
+};
+
+static const nx_stmt_t st_claim = {
+    "api_idempotency_claim",
+    "SELECT nx_idempotency_claim($1::uuid, $2)",
+    2,
 };
 
 static const nx_stmt_t st_store = {
@@ -96,45 +109,75 @@ int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err)
     const char *hash = ax ? request_hash(req) : NULL;
     if (!hash)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    nx_tx_hold(req->tx);
-    const char *p[] = {req->auth.org_id, key, hash};
-    int idx = nx_tx_add(req->tx, &st_begin, p);
+    ax->idem_key = key;
+    ax->idem_hash = hash;
+    if (nx_api_idempotency_queue(req, req->tx) != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    return NX_OK;
+}
+
+int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx)
+{
+    nx_api_req_t *ax = req->app;
+    if (!ax || !ax->idem_key)
+        return NX_OK;
+    nx_tx_hold(tx);
+    const char *p[] = {req->auth.org_id, ax->idem_key};
+    ax->idem_idx = nx_tx_add(tx, &st_claim, p);
+    ax->idem_tx = tx;
+    return ax->idem_idx < 0 ? NX_ENOMEM : NX_OK;
+}
+
+/* The key already has an answer (the claim raised NXKEY, and the request's
+ * statements did not run): the answer is read in a transaction of its own,
+ * which also carries the request's rate-limit hit, so that a replay counts
+ * like any request. */
+static int answered(nx_req_t *req, nx_api_req_t *ax, nx_err_t *err)
+{
+    nx_err_clear(err);
+    nx_db_t *db = nx_db_thread(err);
+    int need = (req->route_entry->flags & NX_ROUTE_ADMIN) ? NX_TX_ADMIN : NX_TX_MEMBER;
+    nx_tx_t *tx = db ? nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id, need)
+                     : NULL;
+    if (!tx)
+        return db ? nx_err_set(err, NX_ENOMEM, NULL) : err->code;
+    ax->rl_tx = NULL; /* the first reservation was rolled back with its request */
+    const char *p[] = {req->auth.org_id, ax->idem_key, ax->idem_hash};
+    int idx = nx_api_ratelimit_queue(req, tx) == NX_OK ? nx_tx_add(tx, &st_begin, p) : -1;
     if (idx < 0)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    int rc = nx_tx_run(req->tx, err);
+    int rc = nx_tx_run(tx, err);
     if (rc != NX_OK)
-        return rc; /* 409 in use, 401/403, 429...: the transaction is rolled back */
-    nx_res_t *r = nx_tx_res(req->tx, idx);
+        return rc; /* 409 in use, 401/403, 429... */
+    nx_res_t *r = nx_tx_res(tx, idx);
     const char *state = nx_res_rows(r) == 1 ? nx_res_get(r, 0, 0) : "";
-    if (strcmp(state, "new") == 0) {
-        ax->idem_key = key;
-        ax->idem_hash = hash;
-        ax->idem_new = true;
-        return NX_OK;
-    }
-    /* nothing of this request's own is written: committing keeps only the
-     * rate-limit hit it took, so a replay counts like any request */
-    nx_err_t e = {0};
-    if (nx_tx_commit(req->tx, &e) != NX_OK) {
-        *err = e;
-        return e.code;
-    }
     if (strcmp(state, "mismatch") == 0)
         return nx_err_set(err, NX_EKEYREUSED,
                           "This Idempotency-Key was used for another request (another method, "
                           "path or body); use a new key for a new request.");
     if (strcmp(state, "replay") == 0)
-        return replay(req, r, err); /* the handler stage sees an answer and runs nothing */
-    return nx_err_set(err, NX_EINTERNAL, NULL);
+        return replay(req, r, err);
+    /* the answer went away in between (pruned): the client tries again */
+    err->retry_after = 1;
+    return nx_err_set(err, NX_EKEYINUSE, "A request with this Idempotency-Key is still being "
+                                         "processed; retry shortly.");
 }
 
 int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
 {
     nx_api_req_t *ax = req->app;
-    if (!ax || !ax->idem_new || !req->tx || !nx_tx_open(req->tx))
-        return NX_OK; /* no key, a replay, or a transaction that failed and was rolled back */
+    if (!ax || !ax->idem_tx)
+        return NX_OK; /* no key */
+    nx_tx_t *tx = ax->idem_tx;
+    if (err->code == NX_EKEYREUSED && nx_tx_failed(tx) == ax->idem_idx) {
+        ax->idem_tx = NULL;
+        answered(req, ax, err);
+        return NX_OK;
+    }
+    if (!nx_tx_open(tx))
+        return NX_OK; /* never run, stored already, or failed and rolled back */
     if (err->code && nx_err_status(err->code) >= 500) {
-        nx_tx_rollback(req->tx);
+        nx_tx_rollback(tx);
         return NX_OK;
     }
     nx_http_stage_respond(req, err); /* a problem is stored as the client gets it */
@@ -147,10 +190,10 @@ int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
     const char *p[] = {req->auth.org_id, ax->idem_key, ax->idem_hash, status, type,
                        nx_resp_header_value(req, "Location"), copy};
     nx_err_t e = {0};
-    int rc = copy && nx_tx_add(req->tx, &st_store, p) >= 0 ? nx_tx_commit(req->tx, &e)
+    int rc = copy && nx_tx_add(tx, &st_store, p) >= 0 ? nx_tx_commit(tx, &e)
                                                            : nx_err_set(&e, NX_ENOMEM, NULL);
     if (rc != NX_OK) { /* nothing committed: the effects are gone, the client must retry */
-        nx_tx_rollback(req->tx);
+        nx_tx_rollback(tx);
         nx_err_clear(err);
         nx_err_set(err, NX_EUNAVAILABLE, "The request could not be completed; retry it with the "
                                          "same Idempotency-Key.");

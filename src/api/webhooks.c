@@ -250,12 +250,8 @@ static const char *location(nx_req_t *req, const char *id)
                             req->api_version >= 2 ? 2 : 1, id);
 }
 
-static int create_work(nx_req_t *req, void *ud, nx_err_t *err)
+static int create_run(nx_req_t *req, nx_tx_t *tx, const struct input *in, nx_err_t *err)
 {
-    struct input *in = ud;
-    nx_tx_t *tx = checked_tx(req, in->url, err);
-    if (!tx)
-        return err->code;
     int rc;
     char max[8];
     snprintf(max, sizeof(max), "%d", NX_WEBHOOK_MAX_ENDPOINTS);
@@ -282,6 +278,22 @@ static int create_work(nx_req_t *req, void *ud, nx_err_t *err)
     if (!body || !loc || nx_resp_header(req, "Location", loc) != NX_OK)
         return nx_err_set(err, NX_ENOMEM, NULL);
     return nx_resp_json(req, 201, body, strlen(body));
+}
+
+/* An Idempotency-Key is claimed in this thread's transaction, and the
+ * answer stored with the endpoint before the thread lets the request go:
+ * its connection is this thread's. */
+static int create_work(nx_req_t *req, void *ud, nx_err_t *err)
+{
+    struct input *in = ud;
+    nx_tx_t *tx = checked_tx(req, in->url, err);
+    if (!tx)
+        return err->code;
+    if (nx_api_idempotency_queue(req, tx) != NX_OK)
+        return nx_err_set(err, NX_ENOMEM, NULL);
+    create_run(req, tx, in, err);
+    nx_api_stage_idempotency_store(req, err);
+    return err->code;
 }
 
 /* The change itself, in tx. */

@@ -32,7 +32,8 @@ static const struct code_map exact[] = {
     {"22001", NX_EINVAL},       /* string_data_right_truncation (too long) */
     {"22003", NX_EINVAL},       /* numeric_value_out_of_range */
     {"NX429", NX_ERATELIMIT},   /* nx_rate_take: the window is full (DETAIL: retry ms) */
-    {"NX409", NX_EKEYINUSE},    /* nx_idempotency_begin: the key is in use */
+    {"NX409", NX_EKEYINUSE},    /* nx_idempotency_begin/claim: the key is in use */
+    {"NXKEY", NX_EKEYREUSED},   /* nx_idempotency_claim: the key has an answer already */
 };
 
 static const struct code_map classes[] = {

@@ -94,6 +94,8 @@ static const char *client_detail(int code)
                "Retry-After.";
     case NX_EKEYINUSE:
         return "A request with this Idempotency-Key is still being processed; retry shortly.";
+    case NX_EKEYREUSED:
+        return "This Idempotency-Key was used before; its first answer stands.";
     default:
         return NULL;
     }

@@ -213,6 +213,65 @@ def test_keys_are_per_organisation(db, server):
     assert rb.header("Idempotent-Replayed") is None
 
 
+def round_trips(server):
+    r = server.get("/metrics")
+    assert r.status == 200, r.body
+    found = re.findall(r'^nexusapi_db_round_trips_total\{outcome="\w+"\} (\S+)$',
+                       r.body.decode(), re.M)
+    assert found, "no round-trip counter"
+    return sum(float(v) for v in found)  # ok, error (a refusal) and unavailable
+
+
+def test_a_keyed_post_costs_one_round_trip_more(db, server_factory):
+    # no workers or deliveries in this process: every round trip counted is a request's
+    server = server_factory(WORKER_CONCURRENCY=0, WEBHOOK_CONCURRENCY=0)
+    t = Tenant(db)
+    assert server.request("POST", "/api/v1/summarise", body={"text": TEXT},
+                          headers=t.headers).status == 202  # statements prepared
+
+    def cost(send):
+        time.sleep(0.1)  # past the NOTIFY throttle: every accepted job sends one
+        before = round_trips(server)
+        r = send()
+        return r, round_trips(server) - before - scrape
+
+    before = round_trips(server)
+    scrape = round_trips(server) - before  # what reading /metrics costs, if anything
+    plain, n_plain = cost(lambda: server.request("POST", "/api/v1/summarise",
+                                                 body={"text": TEXT}, headers=t.headers))
+    keyed, n_keyed = cost(lambda: post(server, t, "trips"))
+    replay, n_replay = cost(lambda: post(server, t, "trips"))
+    assert (plain.status, keyed.status, replay.status) == (202, 202, 202)
+    assert replay.header("Idempotent-Replayed") == "true" and replay.body == keyed.body
+    # the claim rides the handler's round trip; the answer is stored with the COMMIT
+    assert n_keyed == n_plain + 1, (n_plain, n_keyed)
+    # a replay: the claim, the ROLLBACK of what it aborted, the stored answer read
+    assert n_replay == 3, n_replay
+    assert jobs_and_deductions(db, t) == (3, 3)
+
+
+def test_webhook_creation_takes_keys_too(db, server_factory):
+    server = server_factory(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8")
+    t = Tenant(db)
+    h = dict(t.headers, **{"Idempotency-Key": "hook-1"})
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["job.completed"]}
+    first = server.request("POST", "/api/v1/webhooks", body=body, headers=h)
+    again = server.request("POST", "/api/v1/webhooks", body=body, headers=h)
+    assert first.status == again.status == 201, (first.body, again.body)
+    assert again.header("Idempotent-Replayed") == "true"
+    assert again.body == first.body and again.header("Location") == first.header("Location")
+    other = server.request("POST", "/api/v1/webhooks", headers=h,
+                           body=dict(body, url="http://127.0.0.1:10/hook"))
+    assert other.status == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    assert db.sql(f"SELECT count(*) FROM webhook_endpoints WHERE "
+                  f"organisation_id = '{t.org_id}'") == "1"
+    # the connection that served the creation is not left inside a transaction
+    for _ in range(4):
+        assert server.get("/api/v1/webhooks", headers=t.headers).status == 200
+    assert db.sql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
+                  " AND datname = current_database() AND pid <> pg_backend_pid()") == "0"
+
+
 def test_a_402_is_replayed_not_retried(db, server):
     t = Tenant(db, credits=5)
     first = post(server, t, "short", rid="first-request")
