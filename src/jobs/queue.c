@@ -125,22 +125,28 @@ int nx_jobs_create_result(nx_tx_t *tx, int idx, const char **job_id, const char 
 static const nx_stmt_t st_claim = {
     "jobs_claim",
     "WITH expired AS ("
-    " SELECT organisation_id, id, lease_expires_at AS due FROM jobs"
+    " SELECT organisation_id, id, ctid AS tid, lease_expires_at AS due FROM jobs"
     " WHERE status = 'running' AND lease_expires_at < now()"
     " AND attempt_count < max_attempts"
     " ORDER BY lease_expires_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
     "), due AS ("
-    " SELECT organisation_id, id, run_at AS due FROM jobs"
+    " SELECT organisation_id, id, ctid AS tid, run_at AS due FROM jobs"
     " WHERE status = 'pending' AND run_at <= now()"
     " ORDER BY run_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
     "), pick AS ("
-    " SELECT organisation_id, id FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c"
+    " SELECT organisation_id, id, tid FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c"
     " ORDER BY due LIMIT $3::int"
     ")"
+    /* by the locked rows' ctid: a TID scan whatever the planner believes of
+     * the table's size (a plan cached while the table was nearly empty
+     * joined the key by scanning every job); the key is checked too (a
+     * ctid names a row within one table or partition only); a row a
+     * concurrent commit moved is skipped, not lost: it stays claimable */
     " UPDATE jobs j SET status = 'running', attempt_count = j.attempt_count + 1,"
     " lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::int),"
     " started_at = coalesce(j.started_at, now())"
-    " FROM pick WHERE j.organisation_id = pick.organisation_id AND j.id = pick.id"
+    " FROM pick WHERE j.ctid = pick.tid AND j.organisation_id = pick.organisation_id"
+    " AND j.id = pick.id"
     " RETURNING j.organisation_id, j.id, j.job_type, j.attempt_count, j.max_attempts,"
     " j.traceparent, j.input_data->>'text',"
     /* the AI-result cache: the same organisation's latest completed job of

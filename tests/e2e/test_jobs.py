@@ -496,3 +496,36 @@ def test_credits_cli(db):
     assert db.cli("credits", "grant", "nobody.example", "5").returncode == 1
     assert db.cli("credits", "show").returncode == 2
     assert t.balance() == 30
+
+
+def test_issue14_claim_reads_no_finished_jobs(db, server_factory, workers):
+    """The claim's cost does not grow with the finished jobs. Its plan is
+    cached once the worker has claimed a few times, here while the table is
+    nearly empty, and autovacuum (off for the table here) has not analysed
+    it since 20,000 finished jobs arrived: the claim then found each picked
+    row again by scanning the whole table. It locks and updates the rows by
+    their ctid now, whatever the planner believes of the table's size."""
+    server = server_factory()
+    t = Tenant(db, credits=1000)
+    db.sql("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+    w = workers(JOB_POLL_INTERVAL_MS=50)
+    for i in range(8):  # past the fifth run of the claim: its plan is cached
+        wait_job(server, t, submit(server, t, f"Warm-up {i}.").json()["job_id"], timeout=30)
+    db.sql("INSERT INTO jobs (organisation_id, job_type, status, credits_charged, input_data, "
+           f"completed_at) SELECT '{t.org_id}', 'summarise', 'completed', 0, '{{}}', now() "
+           "FROM generate_series(1, 20000)")
+    ids = [submit(server, t, f"Job {i}.").json()["job_id"] for i in range(40)]
+    for i in ids:
+        assert wait_job(server, t, i, timeout=60)["status"] == "completed"
+    assert w.stop() == 0, w.log()  # its backend's statistics are flushed as it ends
+    read = "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'jobs'"
+
+    def settled():  # the ended backend's counters arrive shortly after
+        a = int(db.sql(read))
+        time.sleep(0.5)
+        b = int(db.sql(read))
+        return (b,) if a == b else None
+    scanned = wait_for(settled, 20, what="the table's statistics")[0]
+    print(f"\n{scanned} rows read by sequential scans of jobs")
+    # before: every claimed row read the 20,000 rows again (800,000 for 40)
+    assert scanned < 100000, f"{scanned} rows read by sequential scans of jobs"
