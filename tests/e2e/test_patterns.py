@@ -66,7 +66,7 @@ def test_fixed_window_boundary_does_not_double(db, server_factory):
     server = limited(server_factory, 5, 4)
     for _ in range(5):
         t = Tenant(db)
-        time.sleep(4 - time.time() % 4 - 0.4)  # 0.4 s before a multiple of 4 s
+        time.sleep((3.6 - time.time() % 4) % 4)  # to 0.4 s before a multiple of 4 s
         start = time.time()
         boundary = start + 0.4
         before = [server.get("/api/v1/me", headers=t.headers).status for _ in range(5)]

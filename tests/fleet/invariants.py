@@ -225,7 +225,12 @@ def rate_limits(ev):
                 if l.get("msg") != "request" or not l.get("org_id"):
                     continue
                 route, status = l.get("route") or "", l.get("status", 0)
-                if not route.startswith("/api/") or status == 429 or status >= 500:
+                # not admitted: refused by the limiter, failed, or refused
+                # inside the request's transaction before it committed (a
+                # removed user 401, a member 403, a key in use 409), which
+                # takes its reservation back with it
+                if (not route.startswith("/api/") or status >= 500 or
+                        status in (401, 403, 409, 429)):
                     continue
                 end = ts(l["time"])
                 per_org.setdefault(l["org_id"], []).append(
