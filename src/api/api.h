@@ -84,6 +84,10 @@ int nx_api_stage_etag(nx_req_t *req, nx_err_t *err);
 
 /* ---- the tenant transaction (tenant.c) -------------------------------------- */
 
+/* A new tenant transaction for the caller at the route's level (member or
+ * admin), on this thread's connection, nothing queued yet; NULL with err set
+ * (the database unavailable, ENOMEM). For a route that runs in a tenant. */
+nx_tx_t *nx_api_tenant_tx(nx_req_t *req, nx_err_t *err);
 /* The request's tenant transaction; NULL with NX_EINTERNAL set when the
  * route runs in no tenant (a bug in the route table). */
 nx_tx_t *nx_api_tx(nx_req_t *req, nx_err_t *err);

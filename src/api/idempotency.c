@@ -135,12 +135,9 @@ int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx)
 static int answered(nx_req_t *req, nx_api_req_t *ax, nx_err_t *err)
 {
     nx_err_clear(err);
-    nx_db_t *db = nx_db_thread(err);
-    int need = (req->route_entry->flags & NX_ROUTE_ADMIN) ? NX_TX_ADMIN : NX_TX_MEMBER;
-    nx_tx_t *tx = db ? nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id, need)
-                     : NULL;
+    nx_tx_t *tx = nx_api_tenant_tx(req, err);
     if (!tx)
-        return db ? nx_err_set(err, NX_ENOMEM, NULL) : err->code;
+        return err->code;
     ax->rl_tx = NULL; /* the first reservation was rolled back with its request */
     const char *p[] = {req->auth.org_id, ax->idem_key, ax->idem_hash};
     int idx = nx_api_ratelimit_queue(req, tx) == NX_OK ? nx_tx_add(tx, &st_begin, p) : -1;

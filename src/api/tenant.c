@@ -29,7 +29,7 @@ static bool tenant_route(const nx_req_t *req)
     return req->route_entry && (req->route_entry->flags & (NX_ROUTE_AUTH | NX_ROUTE_ADMIN));
 }
 
-static nx_tx_t *open_tx(nx_req_t *req, nx_err_t *err)
+nx_tx_t *nx_api_tenant_tx(nx_req_t *req, nx_err_t *err)
 {
     nx_db_t *db = nx_db_thread(err);
     if (!db)
@@ -45,7 +45,7 @@ int nx_api_stage_tenant(nx_req_t *req, nx_err_t *err)
 {
     if (!tenant_route(req))
         return NX_OK;
-    req->tx = open_tx(req, err);
+    req->tx = nx_api_tenant_tx(req, err);
     if (!req->tx)
         return err->code;
     /* a rate-limit reservation rides the request's own round trip */
@@ -73,7 +73,7 @@ int nx_api_stage_caller(nx_req_t *req, nx_err_t *err)
     /* a fresh transaction: the request's own may hold statements that must
      * not run now */
     nx_err_t verdict = {0};
-    nx_tx_t *check = open_tx(req, &verdict);
+    nx_tx_t *check = nx_api_tenant_tx(req, &verdict);
     /* the request counts against its organisation all the same */
     if (check && nx_api_ratelimit_queue(req, check) != NX_OK) {
         nx_err_set(&verdict, NX_ENOMEM, NULL);

@@ -212,12 +212,10 @@ static int new_secret(struct input *in, nx_err_t *err)
 /* ---- offloaded work: the URL's addresses, then the statements ------------------- */
 
 /* A tenant transaction of the request on this (offload) thread's connection. */
-static nx_tx_t *offload_tx(nx_req_t *req, nx_db_t *db, nx_err_t *err)
+static nx_tx_t *offload_tx(nx_req_t *req, nx_err_t *err)
 {
-    nx_tx_t *tx = nx_tx_new(db, req->arena, req->auth.org_id, req->auth.user_id, NX_TX_ADMIN);
-    if (!tx)
-        nx_err_set(err, NX_ENOMEM, NULL);
-    else
+    nx_tx_t *tx = nx_api_tenant_tx(req, err);
+    if (tx)
         req->tx = tx; /* the caller stage reads whether its check ran */
     return tx;
 }
@@ -231,8 +229,7 @@ static nx_tx_t *offload_tx(nx_req_t *req, nx_db_t *db, nx_err_t *err)
  */
 static nx_tx_t *checked_tx(nx_req_t *req, const char *url, nx_err_t *err)
 {
-    nx_db_t *db = nx_db_thread(err);
-    nx_tx_t *check = db ? offload_tx(req, db, err) : NULL;
+    nx_tx_t *check = offload_tx(req, err);
     if (!check || nx_tx_run(check, err) != NX_OK)
         return NULL;
     const char *why = NULL;
@@ -241,7 +238,7 @@ static nx_tx_t *checked_tx(nx_req_t *req, const char *url, nx_err_t *err)
         nx_err_field(err, "url", "%s", why);
     else if (rc)
         nx_err_set(err, rc, NULL);
-    return rc ? NULL : offload_tx(req, db, err);
+    return rc ? NULL : offload_tx(req, err);
 }
 
 static const char *location(nx_req_t *req, const char *id)
