@@ -215,8 +215,16 @@ static int new_secret(struct input *in, nx_err_t *err)
 static nx_tx_t *offload_tx(nx_req_t *req, nx_err_t *err)
 {
     nx_tx_t *tx = nx_api_tenant_tx(req, err);
-    if (tx)
-        req->tx = tx; /* the caller stage reads whether its check ran */
+    if (!tx)
+        return NULL;
+    req->tx = tx; /* the caller stage reads whether its check ran */
+    /* the request counts against its organisation's rate limit: the
+     * reservation rides the first of these transactions (the request's own
+     * never runs) */
+    if (nx_api_ratelimit_queue(req, tx) != NX_OK) {
+        nx_err_set(err, NX_ENOMEM, NULL);
+        return NULL;
+    }
     return tx;
 }
 

@@ -272,6 +272,23 @@ def test_webhook_creation_takes_keys_too(db, server_factory):
                   " AND datname = current_database() AND pid <> pg_backend_pid()") == "0"
 
 
+def test_webhook_writes_count_against_the_rate_limit(db, server_factory):
+    server = server_factory(WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8",
+                            RATE_LIMIT_REQUESTS=3, RATE_LIMIT_WINDOW_SECONDS=60)
+    t = Tenant(db)
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["job.completed"]}
+    r = server.request("POST", "/api/v1/webhooks", body=body, headers=t.headers)
+    assert r.status == 201, r.body
+    assert r.header("RateLimit") == '"org";r=2;t=60', r.header("RateLimit")
+    hook = r.json()["id"]
+    r = server.request("PATCH", f"/api/v1/webhooks/{hook}", body={"enabled": False},
+                       headers=t.headers)
+    assert r.status == 200 and r.header("RateLimit") is not None, r.body
+    assert server.get("/api/v1/me", headers=t.headers).status == 200
+    assert server.request("POST", "/api/v1/webhooks", body=body,
+                          headers=t.headers).status == 429
+
+
 def test_a_402_is_replayed_not_retried(db, server):
     t = Tenant(db, credits=5)
     first = post(server, t, "short", rid="first-request")
