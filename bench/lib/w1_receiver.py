@@ -3,9 +3,9 @@ when it saw it, its webhook-id and its event's created_at (the commit time
 of the job's completion: the event is written by that statement).
 
 Usage: w1_receiver.py PORTFILE. Listens on 127.0.0.1:<free port>, writes the
-port to PORTFILE, and on SIGTERM prints one JSON line: requests, distinct
-events, first and last arrival, and the latency from completion to arrival
-(p50, p99, max, in ms). Python 3 standard library only (asyncio: one
+port to PORTFILE, and on SIGUSR1 (then again, for what came since, on
+SIGTERM) prints one JSON line: requests, distinct events, first and last
+arrival, and the latency from completion to arrival (p50, p99, max, in ms). Python 3 standard library only (asyncio: one
 connection per delivery, as the server sends them).
 """
 import asyncio
@@ -56,6 +56,12 @@ def summary():
             "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": lat[-1] if lat else None}
 
 
+def phase():
+    """One phase's figures, and the next phase starts from nothing."""
+    print(json.dumps(summary()), flush=True)
+    SEEN.clear()
+
+
 async def main(portfile):
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Hook, "127.0.0.1", 0, backlog=4096)
@@ -63,6 +69,7 @@ async def main(portfile):
         f.write(str(server.sockets[0].getsockname()[1]))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, phase)
     await stop.wait()
     server.close()
     print(json.dumps(summary()), flush=True)
