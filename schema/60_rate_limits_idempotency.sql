@@ -167,7 +167,42 @@ BEGIN
 END
 $$;
 
+-- Stores an answer after its request's transaction (a job submission's 402:
+-- the statement that stores its 202 stored nothing): waits for the key's
+-- lock, stores unless an answer is there; 'stored', or that answer as
+-- nx_idempotency_begin reads it ('replay', 'mismatch').
+CREATE FUNCTION nx_idempotency_store(org uuid, p_key text, p_hash text, p_status integer,
+                                     p_type text, p_location text, p_body text,
+                                     OUT state text, OUT status integer,
+                                     OUT content_type text, OUT location text, OUT body text)
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+DECLARE
+    k public.idempotency_keys;
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(
+        hashtextextended('nexus.idempotency:' || org::text || ':' || p_key, 0));
+    SELECT * INTO k FROM public.idempotency_keys i
+        WHERE i.organisation_id = org AND i.key = p_key;
+    IF NOT FOUND THEN
+        INSERT INTO public.idempotency_keys (organisation_id, key, request_hash, status,
+                                             content_type, location, body)
+            VALUES (org, p_key, p_hash, p_status, p_type, p_location, p_body);
+        state := 'stored';
+    ELSIF k.request_hash <> p_hash THEN
+        state := 'mismatch';
+    ELSE
+        state := 'replay';
+        status := k.status;
+        content_type := k.content_type;
+        location := k.location;
+        body := k.body;
+    END IF;
+END
+$$;
+
 GRANT EXECUTE ON FUNCTION nx_rate_take(uuid, integer, bigint, integer, bigint, bigint, integer),
     nx_rate_use(uuid),
     nx_idempotency_begin(uuid, text, text),
-    nx_idempotency_claim(uuid, text) TO nexus_app;
+    nx_idempotency_claim(uuid, text),
+    nx_idempotency_store(uuid, text, text, integer, text, text, text) TO nexus_app;

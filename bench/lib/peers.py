@@ -24,7 +24,7 @@ PEER_DIR = os.path.join(os.path.dirname(HERE), "peer")
 FASTIFY_DIR = os.path.join(PEER_DIR, "fastify")
 GW_DIR = os.path.join(PEER_DIR, "graphile-worker")
 # NexusAPI's statements the peer runs, by their name in src/
-PEER_STATEMENTS = {"nx_tenant_begin": 3, "api_users_list": 4, "jobs_create": 9}
+PEER_STATEMENTS = {"nx_tenant_begin": 3, "api_users_list": 4, "jobs_create": 12}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

@@ -31,6 +31,8 @@ typedef struct nx_api_req {
     const char *idem_key, *idem_hash;
     nx_tx_t *idem_tx;      /* the transaction that claims the key (held open) */
     int idem_idx;          /* ... the claim's statement there */
+    bool idem_folded;      /* the handler's statement stores the answer itself */
+    bool idem_stored;      /* ... and it did */
 } nx_api_req_t;
 
 /* The request's notes, made on first use; NULL on ENOMEM. */
@@ -74,6 +76,16 @@ int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err);
  * transaction of its own (on an offload thread); that handler then ends it
  * with nx_api_stage_idempotency_store on the same thread. NX_ENOMEM. */
 int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx);
+/* For a handler whose own statement stores its answer with the key (a job
+ * submission: its 202 is rendered in SQL), before its first run: the claim
+ * stays queued ahead of that statement and the transaction is no longer
+ * held, so all of it commits in one round trip. Returns the key, with
+ * *hash (the request's) to store beside it; NULL when there is no key.
+ * After the run, nx_api_idempotency_stored says the statement stored it;
+ * when it did not (it changed nothing: a 402), the store stage stores the
+ * answer in a transaction of its own. */
+const char *nx_api_idempotency_fold(nx_req_t *req, const char **hash);
+void nx_api_idempotency_stored(nx_req_t *req);
 /* RESPONSE: a new key's answer stored and committed with the effects, in
  * one round trip; for a key that has an answer already, the stored answer
  * replayed (or 422 when it was for another request); 409 while in use. */

@@ -25,12 +25,21 @@
  * what it sent). Keys are per organisation and kept IDEMPOTENCY_TTL_HOURS
  * (pruned by the workers). A keyed POST costs one more round trip than an
  * unkeyed one (the store and COMMIT), a replay two.
+ *
+ * A job submission, the hot keyed POST, folds the store into its own
+ * statement (nx_api_idempotency_fold): its 202 is rendered in SQL, so the
+ * statement stores it and the transaction is not held; the keyed submission
+ * costs no round trip more than an unkeyed one. When it stored nothing (a
+ * short balance: nothing changed), its 402 is stored after the commit with
+ * nx_idempotency_store (migration 0021), which waits for the key's lock
+ * and keeps the first answer stored, which the client then gets.
  */
 #include "core/nx.h"
 #include "api/api.h"
 #include "auth/digest.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
 
@@ -38,6 +47,9 @@
 #include <string.h>
 
 #define KEY_MAX 255
+
+static const char key_reused[] = "This Idempotency-Key was used for another request (another "
+                                 "method, path or body); use a new key for a new request.";
 
 static const nx_stmt_t st_begin = {
     "api_idempotency_begin",
@@ -56,6 +68,13 @@ static const nx_stmt_t st_store = {
     "api_idempotency_store",
     "INSERT INTO idempotency_keys (organisation_id, key, request_hash, status, content_type,"
     " location, body) VALUES ($1::uuid, $2, $3, $4::int, $5, $6, $7)",
+    7,
+};
+
+static const nx_stmt_t st_store_late = {
+    "api_idempotency_store_late",
+    "SELECT state, status, content_type, location, body "
+    "FROM nx_idempotency_store($1::uuid, $2, $3, $4::int, $5, $6, $7)",
     7,
 };
 
@@ -121,11 +140,29 @@ int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx)
     nx_api_req_t *ax = req->app;
     if (!ax || !ax->idem_key)
         return NX_OK;
-    nx_tx_hold(tx);
+    nx_tx_hold(tx, true);
     const char *p[] = {req->auth.org_id, ax->idem_key};
     ax->idem_idx = nx_tx_add(tx, &st_claim, p);
     ax->idem_tx = tx;
     return ax->idem_idx < 0 ? NX_ENOMEM : NX_OK;
+}
+
+const char *nx_api_idempotency_fold(nx_req_t *req, const char **hash)
+{
+    nx_api_req_t *ax = req->app;
+    if (!ax || !ax->idem_tx)
+        return NULL;
+    nx_tx_hold(ax->idem_tx, false);
+    ax->idem_folded = true;
+    *hash = ax->idem_hash;
+    return ax->idem_key;
+}
+
+void nx_api_idempotency_stored(nx_req_t *req)
+{
+    nx_api_req_t *ax = req->app;
+    if (ax && ax->idem_folded)
+        ax->idem_stored = true;
 }
 
 /* The key already has an answer (the claim raised NXKEY, and the request's
@@ -149,15 +186,56 @@ static int answered(nx_req_t *req, nx_api_req_t *ax, nx_err_t *err)
     nx_res_t *r = nx_tx_res(tx, idx);
     const char *state = nx_res_rows(r) == 1 ? nx_res_get(r, 0, 0) : "";
     if (strcmp(state, "mismatch") == 0)
-        return nx_err_set(err, NX_EKEYREUSED,
-                          "This Idempotency-Key was used for another request (another method, "
-                          "path or body); use a new key for a new request.");
+        return nx_err_set(err, NX_EKEYREUSED, "%s", key_reused);
     if (strcmp(state, "replay") == 0)
         return replay(req, r, err);
     /* the answer went away in between (pruned): the client tries again */
     err->retry_after = 1;
     return nx_err_set(err, NX_EKEYINUSE, "A request with this Idempotency-Key is still being "
                                          "processed; retry shortly.");
+}
+
+/* The answer as the client gets it, as the store's parameters 3 to 6 (after
+ * organisation, key and hash); false on ENOMEM. */
+static bool answer_params(nx_req_t *req, nx_api_req_t *ax, const char *p[7])
+{
+    size_t len;
+    const char *type;
+    const char *body = nx_resp_body(req, &len, &type);
+    char *status = nx_arena_sprintf(req->arena, "%d", nx_resp_status(req));
+    const char *copy = nx_arena_strndup(req->arena, body ? body : "", body ? len : 0);
+    const char *v[] = {req->auth.org_id, ax->idem_key, ax->idem_hash, status, type,
+                       nx_resp_header_value(req, "Location"), copy};
+    memcpy(p, v, sizeof(v));
+    return status && copy;
+}
+
+/* A folded handler's answer that its statement did not store (it changed
+ * nothing): stored now, unless another request with the key stored one
+ * after this one's transaction ended; the client then gets that answer. */
+static void store_late(nx_req_t *req, nx_api_req_t *ax, nx_err_t *err)
+{
+    nx_http_stage_respond(req, err);
+    const char *p[7];
+    nx_err_t e = {0};
+    nx_tx_t *tx = answer_params(req, ax, p) ? nx_api_tenant_tx(req, &e) : NULL;
+    int idx = tx ? nx_tx_add(tx, &st_store_late, p) : -1;
+    if (idx < 0 || nx_tx_run(tx, &e) != NX_OK) {
+        /* it changed nothing, so the answer may go out unstored: a retry runs again */
+        nx_log(NX_LOG_WARN, "could not store an idempotent answer",
+               NX_LS("error", e.log_detail[0] ? e.log_detail : e.detail));
+        return;
+    }
+    nx_res_t *r = nx_tx_res(tx, idx);
+    const char *state = nx_res_rows(r) == 1 ? nx_res_get(r, 0, 0) : "";
+    if (strcmp(state, "stored") == 0)
+        return;
+    nx_err_clear(err);
+    if (strcmp(state, "replay") != 0 || replay(req, r, err) != NX_OK) {
+        if (!err->code)
+            nx_err_set(err, NX_EKEYREUSED, "%s", key_reused);
+        nx_http_stage_respond(req, err);
+    }
 }
 
 int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
@@ -171,6 +249,12 @@ int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
         answered(req, ax, err);
         return NX_OK;
     }
+    if (ax->idem_folded) {
+        if (!ax->idem_stored && nx_tx_committed(tx) &&
+            !(err->code && nx_err_status(err->code) >= 500))
+            store_late(req, ax, err);
+        return NX_OK;
+    }
     if (!nx_tx_open(tx))
         return NX_OK; /* never run, stored already, or failed and rolled back */
     if (err->code && nx_err_status(err->code) >= 500) {
@@ -178,17 +262,11 @@ int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
         return NX_OK;
     }
     nx_http_stage_respond(req, err); /* a problem is stored as the client gets it */
-    size_t len;
-    const char *type;
-    const char *body = nx_resp_body(req, &len, &type);
-    char status[8];
-    snprintf(status, sizeof(status), "%d", nx_resp_status(req));
-    const char *copy = nx_arena_strndup(req->arena, body ? body : "", body ? len : 0);
-    const char *p[] = {req->auth.org_id, ax->idem_key, ax->idem_hash, status, type,
-                       nx_resp_header_value(req, "Location"), copy};
+    const char *p[7];
     nx_err_t e = {0};
-    int rc = copy && nx_tx_add(tx, &st_store, p) >= 0 ? nx_tx_commit(tx, &e)
-                                                           : nx_err_set(&e, NX_ENOMEM, NULL);
+    int rc = answer_params(req, ax, p) && nx_tx_add(tx, &st_store, p) >= 0
+                 ? nx_tx_commit(tx, &e)
+                 : nx_err_set(&e, NX_ENOMEM, NULL);
     if (rc != NX_OK) { /* nothing committed: the effects are gone, the client must retry */
         nx_tx_rollback(tx);
         nx_err_clear(err);

@@ -80,6 +80,10 @@ static int submit(nx_req_t *req, nx_job_submit_t *job, nx_err_t *err)
         nx_trace_format(&req->trace, tp);
         job->traceparent = tp;
     }
+    /* an Idempotency-Key's answer is stored by the submission itself */
+    nx_job_answer_key_t key = {.location = shape_of(req)->location};
+    key.key = nx_api_idempotency_fold(req, &key.hash);
+    job->answer_key = key.key ? &key : NULL;
     int idx = nx_jobs_create_add(tx, req->auth.org_id, job, req->api_version >= 2 ? 2 : 1);
     if (idx < 0)
         return nx_err_set(err, NX_ENOMEM, NULL);
@@ -90,6 +94,7 @@ static int submit(nx_req_t *req, nx_job_submit_t *job, nx_err_t *err)
     bool webhooks = false;
     if ((rc = nx_jobs_create_result(tx, idx, &job_id, &body, &webhooks, err)) != NX_OK)
         return rc;
+    nx_api_idempotency_stored(req);
     const char *loc = nx_arena_sprintf(req->arena, "%s%s", shape_of(req)->location, job_id);
     if (!loc || nx_resp_header(req, "Location", loc) != NX_OK ||
         nx_resp_json(req, 202, body, strlen(body)) != NX_OK)

@@ -107,9 +107,10 @@ int nx_tx_run(nx_tx_t *tx, nx_err_t *err);
  * its statements, each run sends only what was queued since and keeps the
  * transaction open, and nx_tx_commit sends the rest with COMMIT. A run
  * that fails rolls it back at once; one still open when the arena is
- * released is rolled back then. Call nx_tx_hold before the first run.
+ * released is rolled back then. Call nx_tx_hold(tx, true) before the first
+ * run; nx_tx_hold(tx, false), also before it, makes it one round trip again.
  */
-void nx_tx_hold(nx_tx_t *tx);
+void nx_tx_hold(nx_tx_t *tx, bool hold);
 /* True while a held transaction is open (begun, not yet ended). */
 bool nx_tx_open(const nx_tx_t *tx);
 /* Sends what was queued since the last run, then COMMIT, in one round trip.

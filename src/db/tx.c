@@ -326,7 +326,7 @@ int nx_tx_run(nx_tx_t *tx, nx_err_t *err)
     return NX_OK;
 }
 
-void nx_tx_hold(nx_tx_t *tx) { tx->hold = true; }
+void nx_tx_hold(nx_tx_t *tx, bool hold) { tx->hold = hold; }
 
 bool nx_tx_open(const nx_tx_t *tx) { return tx->open; }
 

@@ -43,6 +43,12 @@ const nx_job_type_t *nx_job_type_at(size_t i);
 
 /* ---- submission (queue.c) ---------------------------------------------------- */
 
+/* The request's Idempotency-Key and hash: the submission statement stores
+ * its 202 answer with them (Location: location followed by the job's id). */
+typedef struct nx_job_answer_key {
+    const char *key, *hash, *location;
+} nx_job_answer_key_t;
+
 /* What one submission writes: the job's type, its text, its metadata (a
  * JSON object as text, "{}" when none), and the traceparent of the request
  * that submitted it (NULL: none), under which its attempts run. */
@@ -51,6 +57,7 @@ typedef struct nx_job_submit {
     const char *text;
     const char *metadata;
     const char *traceparent;
+    const nx_job_answer_key_t *answer_key; /* NULL: no Idempotency-Key */
 } nx_job_submit_t;
 
 /*

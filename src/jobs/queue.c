@@ -86,9 +86,17 @@ static const nx_stmt_t st_create = {
     " SELECT low.organisation_id, e.id, low.id FROM low JOIN webhook_endpoints e"
     " ON e.organisation_id = low.organisation_id AND e.enabled AND 'credits.low' = ANY (e.events)"
     " RETURNING 1"
+    /* the answer (202, application/json), stored with the request's
+     * Idempotency-Key ($10, NULL: none) in the same statement: the key's
+     * claim ran just before, in this transaction (src/api/idempotency.c) */
+    "), answer AS ("
+    " INSERT INTO idempotency_keys (organisation_id, key, request_hash, status, content_type,"
+    " location, body)"
+    " SELECT organisation_id, $10::text, $11::text, 202, NULL, $12::text || id, body"
+    " FROM job WHERE $10::text IS NOT NULL"
     ")"
     " SELECT id, body, (SELECT count(*) FROM low_out) FROM job",
-    9,
+    12,
 };
 
 int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *job,
@@ -99,11 +107,13 @@ int nx_jobs_create_add(nx_tx_t *tx, const char *org_id, const nx_job_submit_t *j
     snprintf(attempts, sizeof(attempts), "%d", nx_cfg ? nx_cfg->job_max_attempts : 3);
     snprintf(ver, sizeof(ver), "%d", version);
     snprintf(low, sizeof(low), "%d", nx_cfg ? nx_cfg->credits_low_threshold : 50);
+    const nx_job_answer_key_t *k = job->answer_key;
     const char *p[] = {org_id,    cost,
                        job->type->name, attempts,
                        job->text, job->metadata ? job->metadata : "{}",
                        ver,       job->traceparent,
-                       low};
+                       low,       k ? k->key : NULL,
+                       k ? k->hash : NULL, k ? k->location : NULL};
     return nx_tx_add(tx, &st_create, p);
 }
 

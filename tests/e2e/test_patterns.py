@@ -5,6 +5,7 @@ import concurrent.futures
 import json
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -222,9 +223,10 @@ def round_trips(server):
     return sum(float(v) for v in found)  # ok, error (a refusal) and unavailable
 
 
-def test_a_keyed_post_costs_one_round_trip_more(db, server_factory):
+def test_round_trips_of_keyed_posts(db, server_factory):
     # no workers or deliveries in this process: every round trip counted is a request's
-    server = server_factory(WORKER_CONCURRENCY=0, WEBHOOK_CONCURRENCY=0)
+    server = server_factory(WORKER_CONCURRENCY=0, WEBHOOK_CONCURRENCY=0,
+                            WEBHOOK_ALLOW_HTTP="true", WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8")
     t = Tenant(db)
     assert server.request("POST", "/api/v1/summarise", body={"text": TEXT},
                           headers=t.headers).status == 202  # statements prepared
@@ -243,11 +245,25 @@ def test_a_keyed_post_costs_one_round_trip_more(db, server_factory):
     replay, n_replay = cost(lambda: post(server, t, "trips"))
     assert (plain.status, keyed.status, replay.status) == (202, 202, 202)
     assert replay.header("Idempotent-Replayed") == "true" and replay.body == keyed.body
-    # the claim rides the handler's round trip; the answer is stored with the COMMIT
-    assert n_keyed == n_plain + 1, (n_plain, n_keyed)
-    # a replay: the claim, the ROLLBACK of what it aborted, the stored answer read
-    assert n_replay == 3, n_replay
+    assert replay.header("Location") == keyed.header("Location")
+    # a submission stores its answer in its own statement: the claim, the
+    # submission, the answer and the COMMIT go in one round trip
+    assert n_keyed == n_plain, (n_plain, n_keyed)
+    # a replay: the claim (which finds the answer), then the answer read
+    assert n_replay == 2, n_replay
     assert jobs_and_deductions(db, t) == (3, 3)
+
+    # any other POST: the claim rides the handler's round trip, the answer is
+    # stored with the COMMIT, one round trip more
+    hook = server.request("POST", "/api/v1/webhooks", headers=t.headers,
+                          body={"url": "http://127.0.0.1:9/hook", "events": ["job.completed"]})
+    assert hook.status == 201, hook.body
+    rotate = f"/api/v1/webhooks/{hook.json()['id']}/rotate-secret"
+    plain, n_plain = cost(lambda: server.request("POST", rotate, headers=t.headers))
+    keyed, n_keyed = cost(lambda: server.request(
+        "POST", rotate, headers=dict(t.headers, **{"Idempotency-Key": "rotate-1"})))
+    assert plain.status == keyed.status == 200, (plain.body, keyed.body)
+    assert n_keyed == n_plain + 1, (n_plain, n_keyed)
 
 
 def test_webhook_creation_takes_keys_too(db, server_factory):
@@ -302,6 +318,37 @@ def test_a_402_is_replayed_not_retried(db, server):
     assert again.header("X-Request-ID") == "second-request"  # ...this one's in the header
     assert jobs_and_deductions(db, t) == (0, 0)
     assert post(server, t, "fresh").status == 202
+
+
+def test_a_late_answer_yields_to_the_answer_stored_first(db):
+    """nx_idempotency_store (a submission's 402, stored after its transaction)
+    waits for a request that holds the key, and keeps that request's answer."""
+    t = Tenant(db)
+
+    def store(key, digest, body):
+        return db.sql(f"SELECT state || '|' || coalesce(status::text, '') || '|' || "
+                      f"coalesce(body, '') FROM nx_idempotency_store('{t.org_id}', '{key}', "
+                      f"'{digest}', 402, 'application/problem+json', NULL, '{body}')")
+    assert store("late-1", "h1", "{}") == "stored||"
+    assert store("late-1", "h1", "{\"again\":1}") == "replay|402|{}"
+    assert store("late-1", "h2", "{}") == "mismatch||"
+
+    # another request holds the key (its claim ran) and stores a 202 a moment later
+    racer = subprocess.Popen(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db.url, "-c",
+         f"BEGIN; SELECT nx_idempotency_claim('{t.org_id}', 'late-2'); SELECT pg_sleep(1.5); "
+         f"INSERT INTO idempotency_keys (organisation_id, key, request_hash, status, body) "
+         f"VALUES ('{t.org_id}', 'late-2', 'h1', 202, '{{\"job_id\":1}}'); COMMIT;"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND granted") == "1", 10, interval=0.05, what="the racer's claim")
+        t0 = time.monotonic()
+        assert store("late-2", "h1", "{}") == 'replay|202|{"job_id":1}'
+        assert time.monotonic() - t0 > 0.5  # it waited for the racer's commit
+    finally:
+        out, err = racer.communicate(timeout=30)
+    assert racer.returncode == 0, err
 
 
 def test_bad_keys_are_400_naming_the_header(db, server):

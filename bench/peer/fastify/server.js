@@ -184,7 +184,7 @@ async function serve() {
     if (text.includes('\0')) return problem(reply, 422, 'Validation failed', 'text must not contain NUL characters');
     const rows = await inTenant(req.claims, 'jobs_create',
       [req.claims.org_id, conf.cost_summarise, 'summarise', conf.max_attempts, text, '{}', 1,
-        null, conf.credits_low]);
+        null, conf.credits_low, null, null, null]);
     if (rows.length !== 1) return problem(reply, 402, 'Payment required', "The organisation's credit balance is too low for this job.");
     reply.code(202).header('location', `/api/v1/jobs/${rows[0][0]}`).type('application/json');
     return rows[0][1];

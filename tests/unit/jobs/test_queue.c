@@ -106,8 +106,8 @@ static const char *submit(int max_attempts)
 {
     nx_err_t err = {0};
     nx_tx_t *tx = nx_tx_new(app, arena, ORG, NULL, NX_TX_NONE);
-    nx_job_submit_t job = {nx_job_type_find("summarise"), "Guards keep the money right.", NULL,
-                           NULL};
+    nx_job_submit_t job = {.type = nx_job_type_find("summarise"),
+                           .text = "Guards keep the money right."};
     int idx = nx_jobs_create_add(tx, ORG, &job, 1);
     assert_true(idx >= 0);
     assert_int_equal(nx_tx_run(tx, &err), NX_OK);

@@ -1,0 +1,52 @@
+-- 0021_idempotency_store: an answer stored after its request's transaction.
+--
+-- SECURITY: All queries MUST include organisation_id filter. Failure to do so
+-- will result in data leakage between tenants.
+--
+-- A job submission stores its 202 with its Idempotency-Key inside its own
+-- statement, so claim, submission, answer and COMMIT go in one round trip.
+-- When the balance was short that statement changed nothing and stored
+-- nothing; its 402 is stored afterwards with nx_idempotency_store, in a
+-- transaction of its own. Between the two, another request with the key
+-- may have run (the claim's lock ended with the first transaction), so this
+-- waits for the key's lock and stores only when no answer is there: it
+-- returns 'stored', or the answer that is there as nx_idempotency_begin
+-- does ('replay' with it, or 'mismatch'), which the client then gets, so
+-- that every answer given for a key is the stored one.
+
+-- nexus:up
+CREATE FUNCTION nx_idempotency_store(org uuid, p_key text, p_hash text, p_status integer,
+                                     p_type text, p_location text, p_body text,
+                                     OUT state text, OUT status integer,
+                                     OUT content_type text, OUT location text, OUT body text)
+    LANGUAGE plpgsql VOLATILE
+    AS $$
+DECLARE
+    k public.idempotency_keys;
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(
+        hashtextextended('nexus.idempotency:' || org::text || ':' || p_key, 0));
+    SELECT * INTO k FROM public.idempotency_keys i
+        WHERE i.organisation_id = org AND i.key = p_key;
+    IF NOT FOUND THEN
+        INSERT INTO public.idempotency_keys (organisation_id, key, request_hash, status,
+                                             content_type, location, body)
+            VALUES (org, p_key, p_hash, p_status, p_type, p_location, p_body);
+        state := 'stored';
+    ELSIF k.request_hash <> p_hash THEN
+        state := 'mismatch';
+    ELSE
+        state := 'replay';
+        status := k.status;
+        content_type := k.content_type;
+        location := k.location;
+        body := k.body;
+    END IF;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION
+    nx_idempotency_store(uuid, text, text, integer, text, text, text) TO nexus_app;
+
+-- nexus:down
+DROP FUNCTION IF EXISTS nx_idempotency_store(uuid, text, text, integer, text, text, text);
