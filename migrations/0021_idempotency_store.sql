@@ -21,26 +21,19 @@ CREATE FUNCTION nx_idempotency_store(org uuid, p_key text, p_hash text, p_status
                                      OUT content_type text, OUT location text, OUT body text)
     LANGUAGE plpgsql VOLATILE
     AS $$
-DECLARE
-    k public.idempotency_keys;
 BEGIN
+    -- wait for a request that holds the key; nx_idempotency_begin then takes
+    -- the same lock again (held already) and reads what is stored
     PERFORM pg_catalog.pg_advisory_xact_lock(
         hashtextextended('nexus.idempotency:' || org::text || ':' || p_key, 0));
-    SELECT * INTO k FROM public.idempotency_keys i
-        WHERE i.organisation_id = org AND i.key = p_key;
-    IF NOT FOUND THEN
+    SELECT b.state, b.status, b.content_type, b.location, b.body
+        INTO state, status, content_type, location, body
+        FROM public.nx_idempotency_begin(org, p_key, p_hash) b;
+    IF state = 'new' THEN
         INSERT INTO public.idempotency_keys (organisation_id, key, request_hash, status,
                                              content_type, location, body)
             VALUES (org, p_key, p_hash, p_status, p_type, p_location, p_body);
         state := 'stored';
-    ELSIF k.request_hash <> p_hash THEN
-        state := 'mismatch';
-    ELSE
-        state := 'replay';
-        status := k.status;
-        content_type := k.content_type;
-        location := k.location;
-        body := k.body;
     END IF;
 END
 $$;
