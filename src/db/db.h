@@ -76,6 +76,10 @@ long nx_res_affected(const nx_res_t *r);
 /* Runs one prepared statement. The result lives on arena. */
 int nx_db_exec(nx_db_t *db, nx_arena_t *arena, const nx_stmt_t *st,
                const char *const *params, nx_res_t **out, nx_err_t *err);
+/* Runs st, a retention DELETE whose $1 is an age (days, hours: st's unit)
+ * and $2 the most rows to delete; *deleted is how many went (0 on error). */
+int nx_db_exec_prune(nx_db_t *db, nx_arena_t *arena, const nx_stmt_t *st, int age, int limit,
+                     long *deleted, nx_err_t *err);
 /* Runs a plain SQL string with no parameters (DDL, LISTEN). Result on arena
  * when out is non-NULL. */
 int nx_db_exec_sql(nx_db_t *db, nx_arena_t *arena, const char *sql, nx_res_t **out,

@@ -158,6 +158,19 @@ int nx_db_exec(nx_db_t *db, nx_arena_t *arena, const nx_stmt_t *st,
     return rc;
 }
 
+int nx_db_exec_prune(nx_db_t *db, nx_arena_t *arena, const nx_stmt_t *st, int age, int limit,
+                     long *deleted, nx_err_t *err)
+{
+    char a[16], lim[16];
+    snprintf(a, sizeof(a), "%d", age);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {a, lim};
+    nx_res_t *r;
+    int rc = nx_db_exec(db, arena, st, p, &r, err);
+    *deleted = rc ? 0 : nx_res_affected(r);
+    return rc;
+}
+
 int nx_db_exec_sql(nx_db_t *db, nx_arena_t *arena, const char *sql, nx_res_t **out,
                    nx_err_t *err)
 {

@@ -8,8 +8,6 @@
 #include "core/nx.h"
 #include "core/trace.h"
 
-enum nx_attempt_state { NX_ATTEMPT_QUEUED = 0, NX_ATTEMPT_RUNNING, NX_ATTEMPT_DONE };
-
 /* One claimed attempt. Everything hangs on its own arena (style.md: one
  * arena per job attempt), freed once its outcome is written back. */
 typedef struct nx_attempt {
@@ -25,7 +23,6 @@ typedef struct nx_attempt {
     bool reap;          /* lease expired on the last attempt: fail it */
     nx_trace_t trace;   /* the submitting request's trace; this attempt is a span of it */
     int64_t started_us; /* monotonic, when the provider was called */
-    int state;          /* enum nx_attempt_state, under the pool's lock */
     /* outcome, set by the executor */
     bool done;
     int rc;             /* NX_OK or the provider's NX_E* */

@@ -1,6 +1,7 @@
 /*
- * delivery.c - the delivery workers: one dispatcher thread and
- * WEBHOOK_CONCURRENCY sender threads per worker process.
+ * delivery.c - the delivery workers: a pool (db/dispatcher.c) of one
+ * dispatcher thread and WEBHOOK_CONCURRENCY sender threads per worker
+ * process.
  *
  * DESIGN. Like the job workers (src/jobs/worker.c): the dispatcher owns
  * this pool's only database connection (as nexus_worker, LISTENing on
@@ -40,71 +41,50 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/mem.h"
 #include "core/util.h"
 #include "db/db.h"
-#include "db/notify.h"
+#include "db/dispatcher.h"
 #include "metrics/metrics.h"
 #include "httpc/httpc.h"
 
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
-#define NOTIFY_INTERVAL_US 25000
-#define FOLLOW_UP_US 50000
 #define LEASE_MARGIN_S 10 /* past the timeout: time to write the outcome back */
 #define RETRY_MAX_MS (24LL * 3600 * 1000)
-#define PRUNE_EVERY_US (3600LL * 1000000)
 #define PRUNE_FIRST_US (2LL * 1000000)
-#define PRUNE_LIMIT 5000
-#define PRUNE_BACKLOG_US (200LL * 1000)
-#define RECONNECT_MAX_US (10LL * 1000000)
+#define STOP_TICK_US 50000
 
-struct pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;       /* senders: a run queued, or quit */
-    nx_chain_t *inflight;    /* claimed and not yet written back */
-    int ninflight;
-    bool stopping, quit;
+/* The deliveries' side of the pool: what its hooks and senders need. One
+ * per process, set up before the pool starts. */
+static struct pool {
     atomic_bool abort;       /* calls under way are abandoned */
-    int64_t drain_deadline_us;
-
-    int concurrency, window, lease_s, poll_ms, retention_days, disable_hours;
+    int lease_s, retention_days, disable_hours;
     int timeout_ms, max_attempts, retry_base_ms;
     bool allow_http;
     char owner[128];
-    nx_db_target_t target;      /* where the dispatcher connects */
-    bool notify;                /* LISTEN on its connection; false behind a pooler: poll */
-    nx_db_t *db;             /* dispatcher only */
-    int wake_fd;
-    pthread_t dispatcher;
-    pthread_t *senders;
-    int nsenders;
-};
+} pool;
 
-static _Atomic(struct pool *) running_pool;
-static atomic_bool committed;            /* deliveries written since the last claim */
-static _Atomic int64_t last_notify_us;
-
-static void wake(struct pool *p)
-{
-    uint64_t one = 1;
-    ssize_t w = write(p->wake_fd, &one, sizeof(one));
-    NX_UNUSED(w);
-}
+/* This process's delivery workers. */
+static nx_db_dispatcher_t webhook_workers = {.notify_sql = "NOTIFY " NX_WEBHOOKS_CHANNEL};
 
 static const char *why(const nx_err_t *err)
 {
     return err->log_detail[0] ? err->log_detail : err->detail;
+}
+
+/* The dispatcher's items, typed (for the queue's functions). */
+static nx_chain_t **as_chains(nx_arena_t *scratch, void **items, int n)
+{
+    nx_chain_t **v = nx_arena_alloc(scratch, (size_t)(n + 1) * sizeof(*v));
+    for (int i = 0; v && i < n; i++)
+        v[i] = items[i];
+    return v;
 }
 
 /* ---- one attempt ------------------------------------------------------------- */
@@ -282,8 +262,10 @@ static void deliver(struct pool *p, nx_chain_t *c, nx_delivery_t *d)
 }
 
 /* Delivers a run in order; the first failure ends it (the rest go back). */
-static void run_chain(struct pool *p, nx_chain_t *c)
+static void run_chain(void *ctx, void *item)
 {
+    struct pool *p = ctx;
+    nx_chain_t *c = item;
     for (int i = 0; i < c->n && !atomic_load(&p->abort); i++) {
         deliver(p, c, &c->v[i]);
         if (c->v[i].outcome != NX_WH_OK)
@@ -291,56 +273,7 @@ static void run_chain(struct pool *p, nx_chain_t *c)
     }
 }
 
-static nx_chain_t *next_queued(struct pool *p)
-{
-    for (nx_chain_t *c = p->inflight; c; c = c->next)
-        if (c->state == NX_WH_QUEUED)
-            return c;
-    return NULL;
-}
-
-static void *sender_main(void *arg)
-{
-    struct pool *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        nx_chain_t *c = NULL;
-        while (!p->quit && (p->stopping || !(c = next_queued(p))))
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->quit)
-            break;
-        c->state = NX_WH_RUNNING;
-        pthread_mutex_unlock(&p->mu);
-        run_chain(p, c);
-        pthread_mutex_lock(&p->mu);
-        c->state = NX_WH_DONE;
-        wake(p);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
 /* ---- dispatcher: writing outcomes back ---------------------------------------- */
-
-/* Moves the runs in state (all when state < 0) out of inflight into v.
- * Caller holds the lock. */
-static int take(struct pool *p, int state, nx_chain_t **v)
-{
-    int n = 0;
-    nx_chain_t **link = &p->inflight;
-    while (*link) {
-        nx_chain_t *c = *link;
-        if (state < 0 || c->state == state) {
-            *link = c->next;
-            c->next = NULL;
-            v[n++] = c;
-            p->ninflight--;
-        } else {
-            link = &c->next;
-        }
-    }
-    return n;
-}
 
 /* After the database refused a batch for what it holds: the logs' free
  * text goes, so the outcomes themselves are kept. */
@@ -354,23 +287,27 @@ static void scrub(nx_chain_t **v, int n)
         }
 }
 
-/* Writes v[0..n) back; on a lost connection they stay for the next round
- * (*kept = n). Sets *next_due to the earliest retry written. */
-static void write_back(struct pool *p, nx_arena_t *scratch, nx_chain_t **v, int n, int *kept,
-                       int64_t *next_due)
+/* Writes items[0..n) back and frees them; true when they stay for the next
+ * round (a lost connection). Their endpoints are free again: a claim is
+ * due at once, and another when the earliest retry written comes due. */
+static bool write_back(void *ctx, nx_db_t *db, nx_arena_t *scratch, void **items, int n,
+                       nx_db_written_t *due)
 {
+    struct pool *p = ctx;
+    nx_chain_t **v = as_chains(scratch, items, n);
     nx_err_t err = {0};
-    *kept = n;
-    int rc = nx_whq_record(p->db, scratch, p->owner, p->disable_hours, v, n, &err);
-    if (rc != NX_OK && rc != NX_EUNAVAILABLE && nx_db_ok(p->db)) {
+    if (!v)
+        return true;
+    int rc = nx_whq_record(db, scratch, p->owner, p->disable_hours, v, n, &err);
+    if (rc != NX_OK && rc != NX_EUNAVAILABLE && nx_db_ok(db)) {
         nx_log(NX_LOG_ERROR, "webhook outcomes refused by the database; written without "
                "their texts", NX_LS("error", why(&err)));
         scrub(v, n);
         nx_err_clear(&err);
-        rc = nx_whq_record(p->db, scratch, p->owner, p->disable_hours, v, n, &err);
+        rc = nx_whq_record(db, scratch, p->owner, p->disable_hours, v, n, &err);
     }
     if (rc == NX_EUNAVAILABLE)
-        return; /* outcomes are idempotent by their guards: written next round */
+        return true; /* outcomes are idempotent by their guards: written next round */
     if (rc)
         nx_log(NX_LOG_ERROR, "could not write webhook outcomes", NX_LS("error", why(&err)));
     int64_t now = nx_time_mono_us();
@@ -381,370 +318,118 @@ static void write_back(struct pool *p, nx_arena_t *scratch, nx_chain_t **v, int 
                    NX_LI("hours", p->disable_hours));
         for (int k = 0; k < v[i]->n; k++) {
             const nx_delivery_t *d = &v[i]->v[k];
-            int64_t due = now + d->retry_ms * 1000;
-            if (d->outcome == NX_WH_RETRY && d->recorded && (!*next_due || due < *next_due))
-                *next_due = due;
+            int64_t at = now + d->retry_ms * 1000;
+            if (d->outcome == NX_WH_RETRY && d->recorded)
+                due->claim_at = !due->claim_at || at < due->claim_at ? at : due->claim_at;
         }
         nx_chain_free(v[i]);
     }
-    *kept = 0;
+    due->claim_now = true;
+    return false;
 }
 
 /* ---- dispatcher: claims, leases, retention ------------------------------------ */
 
-static void add_inflight(struct pool *p, nx_chain_t *list)
+/* Claims up to limit runs (newest first, as the queue lists them). */
+static int claim(void *ctx, nx_db_t *db, nx_arena_t *scratch, int limit, void **items, int *n,
+                 nx_err_t *err)
 {
-    pthread_mutex_lock(&p->mu);
-    while (list) {
-        nx_chain_t *c = list;
-        list = c->next;
-        c->next = p->inflight;
-        p->inflight = c;
-        c->state = NX_WH_QUEUED;
-        p->ninflight++;
-    }
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Claims up to free runs; true when the claim came back full. */
-static bool claim(struct pool *p, nx_arena_t *scratch, int free)
-{
+    struct pool *p = ctx;
     nx_chain_t *list = NULL;
-    int n = 0;
-    nx_err_t err = {0};
-    int rc = nx_whq_claim(p->db, scratch, p->owner, p->lease_s, free, NX_WH_CHAIN_MAX,
-                          p->max_attempts, &list, &n, &err);
-    if (rc) {
-        nx_log(NX_LOG_WARN, "could not claim webhook deliveries", NX_LS("error", why(&err)));
-        while (list) {
-            nx_chain_t *c = list;
-            list = c->next;
-            nx_chain_free(c);
-        }
-        return false;
-    }
-    if (n)
-        add_inflight(p, list);
-    return n == free;
+    int got = 0, rc = nx_whq_claim(db, scratch, p->owner, p->lease_s, limit, NX_WH_CHAIN_MAX,
+                                    p->max_attempts, &list, &got, err);
+    for (*n = 0; list; list = list->next)
+        items[(*n)++] = list;
+    return rc;
 }
 
-static void renew(struct pool *p, nx_arena_t *scratch, nx_chain_t **carry, int ncarry)
+static void renew(void *ctx, nx_db_t *db, nx_arena_t *scratch, void **items, int n)
 {
-    nx_chain_t **v = nx_arena_alloc(scratch, (size_t)(p->window + ncarry + 1) * sizeof(*v));
-    int n = 0;
-    if (!v)
-        return;
-    pthread_mutex_lock(&p->mu);
-    for (nx_chain_t *c = p->inflight; c && n < p->window; c = c->next)
-        v[n++] = c; /* what renew reads never changes after the claim */
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < ncarry; i++)
-        v[n++] = carry[i];
+    struct pool *p = ctx;
+    nx_chain_t **v = as_chains(scratch, items, n);
     nx_err_t err = {0};
-    if (n && nx_whq_renew(p->db, scratch, p->owner, p->lease_s, v, n, &err) != NX_OK)
+    if (v && nx_whq_renew(db, scratch, p->owner, p->lease_s, v, n, &err) != NX_OK)
         nx_log(NX_LOG_WARN, "could not renew webhook leases", NX_LS("error", why(&err)));
 }
 
-static bool prune(struct pool *p, nx_arena_t *scratch)
+static bool prune(void *ctx, nx_db_t *db, nx_arena_t *scratch)
 {
-    long deleted = 0;
-    nx_err_t err = {0};
-    if (nx_whq_prune(p->db, scratch, p->retention_days, PRUNE_LIMIT, &deleted, &err)) {
-        nx_log(NX_LOG_WARN, "could not prune webhook events", NX_LS("error", why(&err)));
-        return false;
-    }
-    if (deleted)
-        nx_log(NX_LOG_INFO, "pruned webhook events", NX_LI("count", deleted),
-               NX_LI("retention_days", p->retention_days));
-    return deleted >= PRUNE_LIMIT;
+    struct pool *p = ctx;
+    return nx_db_dispatcher_prune(db, scratch, nx_whq_prune, p->retention_days,
+                                  "webhook events", "retention_days") >= NX_DB_PRUNE_BATCH;
 }
 
-/* ---- dispatcher: the loop -------------------------------------------------------- */
+static void abandon_calls(void *ctx)
+{
+    struct pool *p = ctx;
+    atomic_store(&p->abort, true);
+}
 
-struct timers {
-    int64_t poll, renew, prune, follow_up, retry;
-    bool want_claim;
+static void free_chain(void *item) { nx_chain_free(item); }
+
+static const nx_db_dispatcher_hooks_t hooks = {
+    .run = run_chain, .claim = claim, .write_back = write_back, .renew = renew,
+    .prune = prune, .abandon = abandon_calls, .free_item = free_chain,
 };
-
-static int64_t earliest(int64_t a, int64_t b) { return b && (!a || b < a) ? b : a; }
-
-static bool connect_queue(struct pool *p, nx_arena_t *scratch)
-{
-    nx_err_t err = {0};
-    if (p->db && nx_db_ok(p->db))
-        return true;
-    nx_db_free(p->db);
-    p->db = NULL;
-    (void)scratch;
-    if (nx_db_target_connect(&p->target, NX_DB_WORKER, &p->db, &err) == NX_OK &&
-        (!p->notify || nx_db_listen(p->db, NX_WEBHOOKS_CHANNEL, &err) == NX_OK))
-        return true;
-    nx_log(NX_LOG_WARN, "webhooks: could not connect to the database",
-           NX_LS("error", why(&err)));
-    nx_db_free(p->db);
-    p->db = NULL;
-    return false;
-}
-
-/* Writes back finished runs (and those a lost connection left over). */
-static void flush(struct pool *p, nx_arena_t *scratch, nx_chain_t **v, nx_chain_t **carry,
-                  int *ncarry, struct timers *t)
-{
-    pthread_mutex_lock(&p->mu);
-    int n = take(p, NX_WH_DONE, v);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < *ncarry; i++)
-        v[n++] = carry[i];
-    int64_t due = 0;
-    if (n)
-        write_back(p, scratch, v, n, ncarry, &due);
-    if (*ncarry)
-        memcpy(carry, v, (size_t)*ncarry * sizeof(*v));
-    t->retry = earliest(t->retry, due);
-    if (n && !*ncarry)
-        t->want_claim = true; /* senders are free again */
-}
-
-/* Stopping: queued runs go back at once; past the deadline the calls under
- * way are abandoned. True when the dispatcher may exit. */
-static bool drain_step(struct pool *p, int ncarry)
-{
-    pthread_mutex_lock(&p->mu);
-    for (nx_chain_t *c = p->inflight; c; c = c->next)
-        if (c->state == NX_WH_QUEUED)
-            c->state = NX_WH_DONE; /* nothing attempted: all released */
-    bool idle = p->ninflight == 0 && ncarry == 0;
-    bool late = nx_time_mono_us() >= p->drain_deadline_us;
-    pthread_mutex_unlock(&p->mu);
-    if (late)
-        atomic_store(&p->abort, true);
-    return idle;
-}
-
-static void wait_event(struct pool *p, struct timers *t, int free, bool busy)
-{
-    int64_t now = nx_time_mono_us();
-    pthread_mutex_lock(&p->mu);
-    bool stopping = p->stopping;
-    pthread_mutex_unlock(&p->mu);
-    int64_t until = t->poll;
-    if (busy)
-        until = earliest(until, t->renew);
-    until = earliest(until, t->follow_up);
-    until = earliest(until, t->retry);
-    if (stopping)
-        until = now + 50000;
-    int64_t ms = (until - now + 999) / 1000;
-    if ((t->want_claim && free > 0 && !stopping) || ms < 0)
-        ms = 0;
-    nx_err_t err = {0};
-    int rc = nx_db_wait_notify(p->notify ? p->db : NULL, p->wake_fd,
-                               (int)(ms > 60000 ? 60000 : ms), &err);
-    uint64_t junk;
-    while (read(p->wake_fd, &junk, sizeof(junk)) > 0)
-        ;
-    if (rc == 1 || atomic_exchange(&committed, false)) {
-        t->want_claim = true;
-        t->follow_up = nx_time_mono_us() + FOLLOW_UP_US;
-    }
-}
-
-/* Timers that came due: a poll, a follow-up, a retry; leases; retention. */
-static void timers_due(struct pool *p, nx_arena_t *scratch, struct timers *t, bool stopping,
-                       nx_chain_t **carry, int ncarry)
-{
-    int64_t now = nx_time_mono_us();
-    if (now >= t->renew) {
-        renew(p, scratch, carry, ncarry);
-        t->renew = now + (int64_t)p->lease_s * 1000000 / 3;
-    }
-    if (!stopping && now >= t->prune)
-        t->prune = now + (prune(p, scratch) ? PRUNE_BACKLOG_US : PRUNE_EVERY_US);
-    if (now >= t->poll) {
-        t->want_claim = true;
-        t->poll = now + (int64_t)p->poll_ms * 1000;
-    }
-    if (t->follow_up && now >= t->follow_up) {
-        t->want_claim = true;
-        t->follow_up = 0;
-    }
-    if (t->retry && now >= t->retry) {
-        t->want_claim = true;
-        t->retry = 0;
-    }
-}
-
-static int free_slots(struct pool *p, int ncarry)
-{
-    pthread_mutex_lock(&p->mu);
-    int n = p->window - p->ninflight - ncarry;
-    pthread_mutex_unlock(&p->mu);
-    return n;
-}
-
-static void *dispatcher_main(void *arg)
-{
-    struct pool *p = arg;
-    nx_arena_t *scratch = nx_arena_new(64 * 1024);
-    nx_chain_t **v = nx_calloc((size_t)p->window * 2 + 1, sizeof(*v));
-    nx_chain_t **carry = nx_calloc((size_t)p->window * 2 + 1, sizeof(*carry));
-    int ncarry = 0;
-    int64_t backoff = 250000;
-    struct timers t = {.want_claim = true, .prune = nx_time_mono_us() + PRUNE_FIRST_US};
-    while (scratch && v && carry) {
-        nx_arena_reset(scratch);
-        pthread_mutex_lock(&p->mu);
-        bool stopping = p->stopping;
-        pthread_mutex_unlock(&p->mu);
-        if (!connect_queue(p, scratch)) {
-            /* nothing can be written back: the leases will run out */
-            if (stopping && (drain_step(p, ncarry) || nx_time_mono_us() >= p->drain_deadline_us))
-                break;
-            struct pollfd fd = {p->wake_fd, POLLIN, 0};
-            poll(&fd, 1, (int)(backoff / 1000));
-            backoff = backoff * 2 > RECONNECT_MAX_US ? RECONNECT_MAX_US : backoff * 2;
-            continue;
-        }
-        backoff = 250000;
-        flush(p, scratch, v, carry, &ncarry, &t);
-        if (stopping && drain_step(p, ncarry))
-            break;
-        timers_due(p, scratch, &t, stopping, carry, ncarry);
-        int free = free_slots(p, ncarry);
-        if (!stopping && t.want_claim && free > 0) {
-            t.want_claim = claim(p, scratch, free);
-            free = free_slots(p, ncarry);
-        }
-        wait_event(p, &t, free, free < p->window);
-    }
-    for (int i = 0; i < ncarry; i++)
-        nx_chain_free(carry[i]);
-    nx_free(carry);
-    nx_free(v);
-    if (scratch)
-        nx_arena_free(scratch);
-    return NULL;
-}
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-static struct pool *pool_new(const nx_settings_t *s, const nx_db_target_t *t)
+/* Sets up this process's pool (not running) and returns its settings. */
+static nx_db_dispatcher_conf_t pool_init(const nx_settings_t *s, const nx_db_target_t *t)
 {
-    struct pool *p = nx_calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->concurrency = s->webhook_concurrency;
-    p->window = 2 * s->webhook_concurrency;
+    struct pool *p = &pool;
+    memset(p, 0, sizeof(*p));
+    atomic_init(&p->abort, false);
     p->timeout_ms = s->webhook_timeout * 1000;
     p->lease_s = s->webhook_timeout + LEASE_MARGIN_S;
-    p->poll_ms = s->job_poll_ms;
     p->retention_days = s->job_retention_days;
     p->disable_hours = s->webhook_disable_after_hours;
     p->max_attempts = s->webhook_max_attempts;
     p->retry_base_ms = s->webhook_retry_base_ms;
     p->allow_http = s->webhook_allow_http;
-    p->target = *t;
-    p->target.priv = NULL; /* the embedded cluster stays its owner's */
-    /* LISTEN is session state: behind a transaction pooler the dispatcher
-     * polls every JOB_POLL_INTERVAL_MS instead */
-    p->notify = !t->pooled;
-    char host[64] = "host", id[37];
-    gethostname(host, sizeof(host) - 1);
-    host[nx_utf8_valid_prefix(host, strlen(host))] = '\0';
-    nx_uuid_v4(id);
-    snprintf(p->owner, sizeof(p->owner), "%.64s:%d:%.8s", host, (int)getpid(), id);
-    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    p->senders = nx_calloc((size_t)p->concurrency, sizeof(*p->senders));
-    if (p->wake_fd < 0 || !p->senders) {
-        if (p->wake_fd >= 0)
-            close(p->wake_fd);
-        nx_free(p->senders);
-        nx_free(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* Joins the senders and frees the pool. */
-static void pool_free(struct pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    p->quit = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nsenders; i++)
-        pthread_join(p->senders[i], NULL);
-    while (p->inflight) {
-        nx_chain_t *c = p->inflight;
-        p->inflight = c->next;
-        nx_chain_free(c);
-    }
-    nx_db_free(p->db);
-    close(p->wake_fd);
-    nx_free(p->senders);
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-    nx_free(p);
+    nx_db_dispatcher_owner_id(p->owner, sizeof(p->owner));
+    return (nx_db_dispatcher_conf_t){
+        .name = "webhook",
+        .target = t,
+        .channel = NX_WEBHOOKS_CHANNEL,
+        /* LISTEN is session state: behind a transaction pooler the
+         * dispatcher polls every JOB_POLL_INTERVAL_MS instead */
+        .wake = t->pooled ? NX_DB_WAKE_POLL : NX_DB_WAKE_QUEUE,
+        .runners = s->webhook_concurrency,
+        .window = 2 * s->webhook_concurrency,
+        .lease_s = p->lease_s,
+        .poll_ms = s->job_poll_ms,
+        .prune_first_us = PRUNE_FIRST_US,
+        .stop_tick_us = STOP_TICK_US,
+        .claims_first = true,
+        .claim_failed = "could not claim webhook deliveries",
+        .connect_failed = "webhooks: could not connect to the database",
+    };
 }
 
 int nx_webhooks_start(const nx_settings_t *s, const nx_db_target_t *t, nx_err_t *err)
 {
     if (s->worker_concurrency <= 0 || s->webhook_concurrency <= 0 ||
-        atomic_load(&running_pool))
+        nx_db_dispatcher_running(&webhook_workers))
         return NX_OK;
     nx_httpc_global_init();
-    struct pool *p = pool_new(s, t);
-    if (!p)
-        return nx_err_set(err, NX_ENOMEM, "could not start the webhook workers");
-    for (int i = 0; i < p->concurrency; i++) {
-        if (pthread_create(&p->senders[i], NULL, sender_main, p) != 0)
-            break;
-        p->nsenders++;
-    }
-    if (p->nsenders < p->concurrency ||
-        pthread_create(&p->dispatcher, NULL, dispatcher_main, p) != 0) {
-        pool_free(p);
-        return nx_err_set(err, NX_ENOMEM, "could not start the webhook worker threads");
-    }
-    atomic_store(&running_pool, p);
-    nx_log(NX_LOG_INFO, "webhook workers started", NX_LI("concurrency", p->concurrency),
-           NX_LS("worker_id", p->owner), NX_LI("timeout_seconds", s->webhook_timeout),
-           NX_LI("max_attempts", p->max_attempts));
+    nx_db_dispatcher_conf_t conf = pool_init(s, t);
+    int rc = nx_db_dispatcher_start(&webhook_workers, &conf, &hooks, &pool, err);
+    if (rc != NX_OK)
+        return rc;
+    nx_log(NX_LOG_INFO, "webhook workers started", NX_LI("concurrency", conf.runners),
+           NX_LS("worker_id", pool.owner), NX_LI("timeout_seconds", s->webhook_timeout),
+           NX_LI("max_attempts", pool.max_attempts));
     return NX_OK;
 }
 
 void nx_webhooks_stop(int drain_seconds)
 {
-    struct pool *p = atomic_exchange(&running_pool, NULL);
-    if (!p)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = true;
-    p->drain_deadline_us = nx_time_mono_us() + (int64_t)drain_seconds * 1000000;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    wake(p);
-    pthread_join(p->dispatcher, NULL);
-    atomic_store(&p->abort, true); /* whatever still runs is abandoned */
-    pool_free(p);
-    nx_log0(NX_LOG_INFO, "webhook workers stopped");
+    if (nx_db_dispatcher_stop(&webhook_workers, drain_seconds))
+        nx_log0(NX_LOG_INFO, "webhook workers stopped");
 }
 
 void nx_webhooks_committed(nx_db_t *db, nx_arena_t *arena)
 {
-    struct pool *p = atomic_load(&running_pool);
-    if (p) {
-        atomic_store(&committed, true);
-        wake(p);
-    }
-    int64_t now = nx_time_mono_us();
-    int64_t last = atomic_load(&last_notify_us);
-    if (now - last < NOTIFY_INTERVAL_US ||
-        !atomic_compare_exchange_strong(&last_notify_us, &last, now))
-        return;
-    nx_err_t err = {0};
-    nx_db_exec_sql(db, arena, "NOTIFY " NX_WEBHOOKS_CHANNEL, NULL, &err);
+    nx_db_dispatcher_announce(&webhook_workers, db, arena);
 }

@@ -340,12 +340,5 @@ static const nx_stmt_t st_prune = {
 int nx_whq_prune(nx_db_t *db, nx_arena_t *scratch, int days, int limit, long *deleted,
                  nx_err_t *err)
 {
-    char d[16], lim[16];
-    snprintf(d, sizeof(d), "%d", days);
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[] = {d, lim};
-    nx_res_t *r;
-    int rc = nx_db_exec(db, scratch, &st_prune, p, &r, err);
-    *deleted = rc ? 0 : nx_res_affected(r);
-    return rc;
+    return nx_db_exec_prune(db, scratch, &st_prune, days, limit, deleted, err);
 }

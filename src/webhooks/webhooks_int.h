@@ -11,8 +11,6 @@
 
 #define NX_WH_CHAIN_MAX 16 /* deliveries of one endpoint claimed together */
 
-enum nx_wh_state { NX_WH_QUEUED = 0, NX_WH_RUNNING, NX_WH_DONE };
-
 /* What became of one delivery's attempt. */
 enum nx_wh_outcome {
     NX_WH_NONE = 0, /* not attempted yet */
@@ -60,7 +58,6 @@ typedef struct nx_chain {
     char endpoint_id[37];
     nx_delivery_t v[NX_WH_CHAIN_MAX];
     int n;
-    int state;           /* enum nx_wh_state, under the pool's lock */
     bool disabled;       /* set by nx_whq_record: this write disabled the endpoint */
     struct nx_chain *next;
 } nx_chain_t;
