@@ -155,7 +155,7 @@ CREATE POLICY worker_prune ON webhook_events FOR DELETE TO nexus_worker USING (t
 CREATE POLICY worker_read ON webhook_deliveries FOR SELECT TO nexus_worker USING (true);
 CREATE POLICY worker_outbox ON webhook_deliveries FOR INSERT TO nexus_worker WITH CHECK (true);
 CREATE POLICY worker_update ON webhook_deliveries FOR UPDATE TO nexus_worker
-    USING (status = 'pending') WITH CHECK (true);
+    USING (status NOT IN ('succeeded', 'failed')) WITH CHECK (true); -- pending: see jobs
 CREATE POLICY operator_access ON webhook_endpoints TO CURRENT_USER USING (true) WITH CHECK (true);
 CREATE POLICY operator_access ON webhook_events TO CURRENT_USER USING (true) WITH CHECK (true);
 CREATE POLICY operator_access ON webhook_deliveries TO CURRENT_USER USING (true) WITH CHECK (true);

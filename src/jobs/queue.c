@@ -141,11 +141,11 @@ static const nx_stmt_t st_claim = {
     " ORDER BY lease_expires_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
     "), due AS ("
     " SELECT organisation_id, id, ctid AS tid, run_at AS due FROM jobs"
-    " WHERE status = 'pending'"
+    " WHERE status = 'pending' AND run_at <= now()"
     " ORDER BY run_at LIMIT $3::int FOR UPDATE SKIP LOCKED"
     "), pick AS ("
     " SELECT organisation_id, id, tid FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c"
-    " WHERE c.due <= now() ORDER BY due LIMIT $3::int"
+    " ORDER BY due LIMIT $3::int"
     ")"
     /* by the locked rows' ctid: a TID scan whatever the planner believes of
      * the table's size (a plan cached while the table was nearly empty

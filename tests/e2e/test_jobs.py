@@ -529,3 +529,39 @@ def test_issue14_claim_reads_no_finished_jobs(db, server_factory, workers):
     print(f"\n{scanned} rows read by sequential scans of jobs")
     # before: every claimed row read the 20,000 rows again (800,000 for 40)
     assert scanned < 100000, f"{scanned} rows read by sequential scans of jobs"
+
+
+def test_claim_walks_a_deep_queue_in_order(db, workers):
+    """A claim reads about what it takes, however many jobs are queued. The
+    worker's update policy on jobs is added to the claim's FOR UPDATE scan;
+    said as `status IN ('pending', 'running')`, the planner multiplied it
+    with the claim's `status = 'pending'`, estimated one pending job, and
+    read every pending job through a bitmap and sorted them all for every
+    claim of ten. Said as NOT IN the finished states (migration 0022), the
+    claim walks the pending index in run order and stops at its limit. The
+    table is never analysed here (autovacuum off for it, as it is in effect
+    for a minute anywhere)."""
+    t = Tenant(db, credits=0)
+    db.sql("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+    n = 3000
+    db.sql("INSERT INTO jobs (organisation_id, job_type, credits_charged, input_data, run_at) "
+           f"SELECT '{t.org_id}', 'summarise', 0, jsonb_build_object('text', 'Job ' || g || '.'), "
+           f"now() - interval '1 hour' + g * interval '1 ms' FROM generate_series(1, {n}) g")
+    read = ("SELECT idx_tup_read FROM pg_stat_user_indexes "
+            "WHERE indexrelname = 'jobs_claim_idx'")
+    before = int(db.sql(read))
+    w = workers(WORKER_CONCURRENCY=4, JOB_POLL_INTERVAL_MS=50)
+    done = "SELECT count(*) FROM jobs WHERE status = 'completed'"
+    wait_for(lambda: int(db.sql(done)) == n or None, 240, interval=0.5, what="the queue to drain")
+    assert w.stop() == 0, w.log()  # its backend's statistics are flushed as it ends
+
+    def settled():  # the ended backend's counters arrive shortly after
+        a = int(db.sql(read))
+        time.sleep(0.5)
+        b = int(db.sql(read))
+        return (b,) if a == b else None
+    entries = wait_for(settled, 20, what="the index's statistics")[0] - before
+    print(f"\n{entries} entries of jobs_claim_idx read to claim {n} jobs")
+    # before: each claim of ten read every pending entry, about n * n / 20
+    # (450,000 here); walking in order reads each entry about once
+    assert entries < 10 * n, f"{entries} entries of jobs_claim_idx read for {n} jobs"
