@@ -24,7 +24,8 @@
  * again; so does one refused before its statements ran (a 400 or 422 for
  * what it sent). Keys are per organisation and kept IDEMPOTENCY_TTL_HOURS
  * (pruned by the workers). A keyed POST costs one more round trip than an
- * unkeyed one (the store and COMMIT), a replay two.
+ * unkeyed one (the store and COMMIT), but for a job submission (below);
+ * docs/internals/patterns.md counts them.
  *
  * A job submission, the hot keyed POST, folds the store into its own
  * statement (nx_api_idempotency_fold): its 202 is rendered in SQL, so the
