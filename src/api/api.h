@@ -77,9 +77,10 @@ int nx_api_stage_idempotency(nx_req_t *req, nx_err_t *err);
  * with nx_api_stage_idempotency_store on the same thread. NX_ENOMEM. */
 int nx_api_idempotency_queue(nx_req_t *req, nx_tx_t *tx);
 /* For a handler whose own statement stores its answer with the key (a job
- * submission: its 202 is rendered in SQL), before its first run: the claim
- * stays queued ahead of that statement and the transaction is no longer
- * held, so all of it commits in one round trip. Returns the key, with
+ * submission: its 202 is rendered in SQL), before its first run: the claim,
+ * reduced to the key's lock, stays queued ahead of that statement, and the
+ * transaction is no longer held, so all of it commits in one round trip.
+ * The statement's insert of the answer must fail on a key that has one. Returns the key, with
  * *hash (the request's) to store beside it; NULL when there is no key.
  * After the run, nx_api_idempotency_stored says the statement stored it;
  * when it did not (it changed nothing: a 402), the store stage stores the

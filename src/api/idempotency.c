@@ -30,7 +30,9 @@
  * A job submission, the hot keyed POST, folds the store into its own
  * statement (nx_api_idempotency_fold): its 202 is rendered in SQL, so the
  * statement stores it and the transaction is not held; the keyed submission
- * costs no round trip more than an unkeyed one. When it stored nothing (a
+ * costs no round trip more than an unkeyed one. Its claim takes the key's
+ * lock only; a key with an answer makes the statement's insert of its
+ * answer fail, which aborts the submission, and the answer is read as above. When it stored nothing (a
  * short balance: nothing changed), its 402 is stored after the commit with
  * nx_idempotency_store (migration 0021), which waits for the key's lock
  * and keeps the first answer stored, which the client then gets.
@@ -62,6 +64,20 @@ static const nx_stmt_t st_begin = {
 static const nx_stmt_t st_claim = {
     "api_idempotency_claim",
     "SELECT nx_idempotency_claim($1::uuid, $2)",
+    2,
+};
+
+/* A folded handler's claim: the key's lock alone, with no PL/pgSQL call
+ * and no probe of the key on the way. A key that has an answer is found by
+ * the handler's statement itself: its insert of the answer fails on the
+ * key and takes the statement's effects with it. A refused lock calls
+ * nx_idempotency_claim, whose try of the same lock fails too and raises
+ * NX409 (the lock's key must be spelt as there). */
+static const nx_stmt_t st_lock = {
+    "api_idempotency_lock",
+    "SELECT CASE WHEN NOT pg_try_advisory_xact_lock(hashtextextended("
+    "'nexus.idempotency:' || $1::uuid::text || ':' || $2, 0))"
+    " THEN nx_idempotency_claim($1::uuid, $2) END",
     2,
 };
 
@@ -154,6 +170,7 @@ const char *nx_api_idempotency_fold(nx_req_t *req, const char **hash)
     if (!ax || !ax->idem_tx)
         return NULL;
     nx_tx_hold(ax->idem_tx, false);
+    nx_tx_swap(ax->idem_tx, ax->idem_idx, &st_lock);
     ax->idem_folded = true;
     *hash = ax->idem_hash;
     return ax->idem_key;
@@ -245,7 +262,11 @@ int nx_api_stage_idempotency_store(nx_req_t *req, nx_err_t *err)
     if (!ax || !ax->idem_tx)
         return NX_OK; /* no key */
     nx_tx_t *tx = ax->idem_tx;
-    if (err->code == NX_EKEYREUSED && nx_tx_failed(tx) == ax->idem_idx) {
+    /* the key has an answer: the claim said so, or, folded, the handler's
+     * insert of its answer failed on the key (the only unique value it
+     * writes that is not new) */
+    if ((err->code == NX_EKEYREUSED && nx_tx_failed(tx) == ax->idem_idx) ||
+        (ax->idem_folded && err->code == NX_ECONFLICT && nx_tx_failed(tx) > ax->idem_idx)) {
         ax->idem_tx = NULL;
         answered(req, ax, err);
         return NX_OK;

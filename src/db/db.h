@@ -101,6 +101,9 @@ nx_tx_t *nx_tx_new(nx_db_t *db, nx_arena_t *arena, const char *org_id, const cha
 /* Queues a statement; returns its index for nx_tx_res (or -1 on ENOMEM).
  * params are copied. */
 int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params);
+/* Puts st, with the same parameters, in the place of statement idx, which
+ * must be queued and not yet sent (it must take as many parameters). */
+void nx_tx_swap(nx_tx_t *tx, int idx, const nx_stmt_t *st);
 /* Sends the tenant set-up and the queued statements as one pipeline ending
  * in one Sync: one implicit transaction, one round trip. On any failure the
  * whole transaction is rolled back and err is set from the first failing

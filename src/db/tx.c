@@ -253,6 +253,13 @@ int nx_tx_add(nx_tx_t *tx, const nx_stmt_t *st, const char *const *params)
     return tx->n++ - 1;
 }
 
+void nx_tx_swap(nx_tx_t *tx, int idx, const nx_stmt_t *st)
+{
+    int i = idx + 1; /* items[0] is the tenant set-up */
+    if (i >= 1 && i >= tx->sent && i < tx->n && tx->items[i].st->nparams == st->nparams)
+        tx->items[i].st = st;
+}
+
 /* Ends a held transaction that failed: the server keeps it open in error
  * until told, and this connection serves other requests next. */
 static void abandon(nx_tx_t *tx)
