@@ -78,8 +78,9 @@ CREATE TABLE webhook_deliveries (
     max_attempts    integer CHECK (max_attempts >= 1),
     -- the attempt log: [{"at", "status_code", "duration_ms", "error", "response_excerpt"}]
     attempts        jsonb NOT NULL DEFAULT '[]'::jsonb,
-    -- when pending: the next attempt; while leased, when the lease ends
+    -- when pending: when it is due (the next attempt)
     run_at          timestamptz NOT NULL DEFAULT now(),
+    -- the worker delivering it now (until lease_expires_at)
     lease_owner     text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
@@ -88,7 +89,9 @@ CREATE TABLE webhook_deliveries (
         REFERENCES webhook_endpoints (organisation_id, id) ON DELETE CASCADE,
     CONSTRAINT webhook_deliveries_event_fkey FOREIGN KEY (organisation_id, event_id)
         REFERENCES webhook_events (organisation_id, id) ON DELETE CASCADE,
-    CONSTRAINT webhook_deliveries_lease_check CHECK (lease_owner IS NULL OR status = 'pending')
+    CONSTRAINT webhook_deliveries_lease_check CHECK (lease_owner IS NULL OR status = 'pending'),
+    -- not in any index, so that a claim's update stays HOT (migration 0023)
+    lease_expires_at timestamptz
 ) WITH (
     autovacuum_vacuum_scale_factor = 0.01,
     autovacuum_vacuum_threshold = 200,
@@ -189,7 +192,7 @@ CREATE FUNCTION nx_webhook_delivery_json(d webhook_deliveries, type text) RETURN
                                    'event_type', type, 'status', d.status,
                                    'attempts', d.attempts,
                                    'next_attempt_at', CASE WHEN d.status = 'pending'
-                                                           THEN nx_ts(d.run_at) END,
+                                       THEN nx_ts(greatest(d.run_at, d.lease_expires_at)) END,
                                    'created_at', nx_ts(d.created_at)) $$;
 
 -- nexus_app: the admin routes change what an endpoint's owner may change;
@@ -205,7 +208,7 @@ GRANT UPDATE (status, max_attempts, run_at) ON webhook_deliveries TO nexus_app;
 -- the prune.
 GRANT UPDATE (enabled, disabled_reason, failing_since, lease_owner, lease_expires_at)
     ON webhook_endpoints TO nexus_worker;
-GRANT UPDATE (status, attempt_count, attempts, run_at, lease_owner)
+GRANT UPDATE (status, attempt_count, attempts, run_at, lease_owner, lease_expires_at)
     ON webhook_deliveries TO nexus_worker;
 GRANT DELETE ON webhook_events TO nexus_worker;
 GRANT EXECUTE ON FUNCTION nx_webhook_event_id(uuid),

@@ -14,12 +14,17 @@
  * walks endpoints, not the global queue, so one endpoint's backlog never
  * hides another organisation's due deliveries; each step is an index probe
  * on the partial index of due deliveries. Endpoints come least recently
- * served first. A delivery's own lease is its run_at (pushed past the lease
- * at the claim) plus lease_owner; a worker that dies loses nothing, its
- * leases run out and another claims the deliveries again.
+ * served first. A delivery's own lease is lease_owner and lease_expires_at,
+ * outside the due index (run_at moves only when an attempt is retried), so
+ * the claim's update is HOT and the index scans mark finished deliveries
+ * dead (migration 0023); a worker that dies loses nothing, its leases run
+ * out and another claims the deliveries again.
  *
- * Every outcome is guarded by status = 'pending', the lease owner and the
- * attempt number, so a late or duplicate write changes nothing.
+ * Every outcome is guarded by the lease owner and the attempt number, so a
+ * late or duplicate write changes nothing. Only a pending delivery has a
+ * lease owner (webhook_deliveries_lease_check), and the write-backs do not
+ * say status = 'pending' as well: that would let the planner read the
+ * whole due index for a batch it finds by primary key.
  */
 #include "core/nx.h"
 #include "webhooks/webhooks_int.h"
@@ -63,13 +68,15 @@ static const nx_stmt_t st_claim = {
     " SELECT e.organisation_id, e.id FROM webhook_endpoints e"
     " WHERE e.enabled AND (e.lease_owner IS NULL OR e.lease_expires_at < now())"
     " AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.organisation_id = e.organisation_id"
-    " AND d.endpoint_id = e.id AND d.status = 'pending' AND d.run_at <= now())"
+    " AND d.endpoint_id = e.id AND d.status = 'pending' AND d.run_at <= now()"
+    " AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()))"
     " ORDER BY e.lease_expires_at NULLS FIRST LIMIT $3::int FOR UPDATE SKIP LOCKED"
     "), pick AS ("
     " SELECT p.organisation_id, p.id, p.endpoint_id, p.run_at FROM ep CROSS JOIN LATERAL ("
     " SELECT d.organisation_id, d.id, d.endpoint_id, d.run_at FROM webhook_deliveries d"
     " WHERE d.organisation_id = ep.organisation_id AND d.endpoint_id = ep.id"
     " AND d.status = 'pending' AND d.run_at <= now()"
+    " AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())"
     " ORDER BY d.run_at LIMIT $4::int FOR UPDATE SKIP LOCKED) p"
     "), lease AS ("
     " UPDATE webhook_endpoints e SET lease_owner = $1,"
@@ -78,7 +85,7 @@ static const nx_stmt_t st_claim = {
     " WHERE e.organisation_id = p.organisation_id AND e.id = p.endpoint_id"
     "), took AS ("
     " UPDATE webhook_deliveries d SET attempt_count = d.attempt_count + 1, lease_owner = $1,"
-    " run_at = now() + make_interval(secs => $2::int)"
+    " lease_expires_at = now() + make_interval(secs => $2::int)"
     " FROM pick WHERE d.organisation_id = pick.organisation_id AND d.id = pick.id"
     " RETURNING d.organisation_id, d.id, d.endpoint_id, d.event_id, d.attempt_count,"
     " d.max_attempts, pick.run_at AS due"
@@ -159,26 +166,32 @@ int nx_whq_claim(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_
 
 /* ---- record -------------------------------------------------------------------- */
 
+/* The write-backs read their batch with jsonb_to_recordset, which the
+ * planner takes for 100 rows whatever it holds; their LIMIT (the batch's
+ * size) tells it the truth. Taken for 100, a batch of 20 costs as much by
+ * primary key as a scan of 20,000 deliveries (W1 chose the scan: 10 ms a
+ * write-back). */
 static const nx_stmt_t st_record = {
     "webhooks_record",
     "WITH v AS ("
     " SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid,"
     " endpoint_id uuid, attempt int, outcome text, retry_ms bigint, entry jsonb, error text)"
+    " LIMIT $5::int"
     "), d AS ("
     " UPDATE webhook_deliveries d SET"
     " status = CASE v.outcome WHEN 'ok' THEN 'succeeded' WHEN 'failed' THEN 'failed'"
     " ELSE 'pending' END,"
     " attempt_count = CASE WHEN v.outcome = 'release' THEN d.attempt_count - 1"
     " ELSE d.attempt_count END,"
-    " run_at = CASE v.outcome WHEN 'retry' THEN now() + make_interval(secs => v.retry_ms / 1000.0)"
-    " WHEN 'release' THEN now() ELSE d.run_at END,"
-    " lease_owner = NULL,"
+    " run_at = CASE WHEN v.outcome = 'retry'"
+    " THEN now() + make_interval(secs => v.retry_ms / 1000.0) ELSE d.run_at END,"
+    " lease_owner = NULL, lease_expires_at = NULL,"
     " attempts = CASE WHEN v.entry IS NULL THEN d.attempts"
     " WHEN jsonb_array_length(d.attempts) >= $4::int"
     " THEN (d.attempts - 0) || jsonb_build_array(v.entry)"
     " ELSE d.attempts || jsonb_build_array(v.entry) END"
     " FROM v WHERE d.organisation_id = v.organisation_id AND d.id = v.id"
-    " AND d.status = 'pending' AND d.lease_owner = $2 AND d.attempt_count = v.attempt"
+    " AND d.lease_owner = $2 AND d.attempt_count = v.attempt"
     " RETURNING d.id"
     "), ep AS ("
     " SELECT v.organisation_id, v.endpoint_id, bool_or(v.outcome = 'ok') AS ok,"
@@ -204,7 +217,7 @@ static const nx_stmt_t st_record = {
     " RETURNING e.id, x.off"
     ")"
     " SELECT 'delivery', id::text FROM d UNION ALL SELECT 'disabled', id::text FROM e WHERE off",
-    4,
+    5,
 };
 
 static const char *const outcome_names[] = {"none", "ok", "retry", "failed", "release"};
@@ -235,6 +248,15 @@ static int record_json(nx_buf_t *b, const nx_delivery_t *d, bool first)
     rc = rc ? rc : nx_buf_puts(b, ", \"error\": ");
     rc = rc ? rc : d->error ? nx_buf_json_str(b, d->error) : nx_buf_puts(b, "null");
     return rc ? rc : nx_buf_puts(b, "}");
+}
+
+/* How many deliveries v[0..n) hold: a write-back's LIMIT. */
+static void batch_size(nx_chain_t **v, int n, char *out, size_t size)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += v[i]->n;
+    snprintf(out, size, "%d", total);
 }
 
 /* The outcomes of every delivery of v[0..n) as one JSON array. */
@@ -270,13 +292,14 @@ static void mark_recorded(nx_res_t *r, nx_chain_t **v, int n)
 int nx_whq_record(nx_db_t *db, nx_arena_t *scratch, const char *owner, int disable_hours,
                   nx_chain_t **v, int n, nx_err_t *err)
 {
-    char hours[16], keep[16];
+    char hours[16], keep[16], size[16];
     snprintf(hours, sizeof(hours), "%d", disable_hours);
     snprintf(keep, sizeof(keep), "%d", LOG_KEEP);
+    batch_size(v, n, size, sizeof(size));
     const char *batch = outcomes_json(scratch, v, n);
     if (!batch)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    const char *p[] = {batch, owner, hours, keep};
+    const char *p[] = {batch, owner, hours, keep, size};
     nx_res_t *r;
     int rc = nx_db_exec(db, scratch, &st_record, p, &r, err);
     if (rc == NX_OK)
@@ -290,17 +313,17 @@ static const nx_stmt_t st_renew = {
     "webhooks_renew",
     "WITH v AS ("
     " SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(organisation_id uuid, id uuid,"
-    " endpoint_id uuid)"
+    " endpoint_id uuid) LIMIT $4::int"
     "), e AS ("
     " UPDATE webhook_endpoints e SET lease_expires_at = now() + make_interval(secs => $3::int)"
     " FROM (SELECT DISTINCT organisation_id, endpoint_id FROM v) x"
     " WHERE e.organisation_id = x.organisation_id AND e.id = x.endpoint_id"
     " AND e.lease_owner = $2 RETURNING e.id"
     ")"
-    " UPDATE webhook_deliveries d SET run_at = now() + make_interval(secs => $3::int)"
+    " UPDATE webhook_deliveries d SET lease_expires_at = now() + make_interval(secs => $3::int)"
     " FROM v WHERE d.organisation_id = v.organisation_id AND d.id = v.id"
-    " AND d.status = 'pending' AND d.lease_owner = $2",
-    3,
+    " AND d.lease_owner = $2",
+    4,
 };
 
 int nx_whq_renew(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_s,
@@ -318,9 +341,10 @@ int nx_whq_renew(nx_db_t *db, nx_arena_t *scratch, const char *owner, int lease_
     rc = rc ? rc : nx_buf_puts(&b, "]");
     if (rc)
         return nx_err_set(err, NX_ENOMEM, NULL);
-    char lease[16];
+    char lease[16], size[16];
     snprintf(lease, sizeof(lease), "%d", lease_s);
-    const char *p[] = {b.data, owner, lease};
+    batch_size(v, n, size, sizeof(size));
+    const char *p[] = {b.data, owner, lease, size};
     return nx_db_exec(db, scratch, &st_renew, p, NULL, err);
 }
 
