@@ -55,6 +55,11 @@ int nx_db_pipeline(nx_db_t *db, nx_arena_t *arena, struct nx_db_item *items, int
  * (conn.c; migrate.c's raw connection uses it too). */
 int nx_db_pg_pooled(PGconn *c, nx_err_t *err);
 
+/* PQconnectdb with our defaults under what conninfo says: the application
+ * name, a connect timeout, UTF8, and no GSSAPI encryption unless asked for.
+ * NULL only on ENOMEM; check PQstatus otherwise. */
+PGconn *nx_db_pg_connect(const char *conninfo);
+
 /* Prepared-statement cache (conn.c). */
 bool nx_db_stmt_known(nx_db_t *db, const nx_stmt_t *st);
 int nx_db_stmt_remember(nx_db_t *db, const nx_stmt_t *st);

@@ -580,7 +580,7 @@ static int read_applied(nx_migrate_t *m, nx_err_t *err)
 
 int nx_migrate_connect(nx_migrate_t *m, const char *conninfo, nx_err_t *err)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = nx_db_pg_connect(conninfo);
     if (!c)
         return nx_err_set(err, NX_ENOMEM, "out of memory");
     if (PQstatus(c) != CONNECTION_OK) {

@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/util.h"
+#include "db/db_int.h"
 #include "db/migrate.h"
 
 #include <dirent.h>
@@ -163,7 +164,7 @@ static void *catalog_query(void *ctx, void *conn, const char *sql, nx_err_t *err
 
 static PGconn *connect_to(struct run *r, const char *conninfo)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = nx_db_pg_connect(conninfo);
     if (!c) {
         nx_err_set(r->err, NX_ENOMEM, "out of memory");
         return NULL;
