@@ -26,8 +26,8 @@ function M.setup(thread)
    thread:set("thread_no", counter)
 end
 
--- builds requests[] in the thread's own Lua state
-function M.init(method, path, body, content_type)
+-- builds requests[] in the thread's own Lua state; extra: more headers
+function M.init(method, path, body, content_type, extra)
    math.randomseed(os.time() * 1000 + (thread_no or 0) * 7919)
    local tokens = M.read_lines(os.getenv("BENCH_TOKENS"))
    assert(#tokens > 0, "no tokens in BENCH_TOKENS")
@@ -35,6 +35,7 @@ function M.init(method, path, body, content_type)
    for i, tok in ipairs(tokens) do
       local h = {["Authorization"] = "Bearer " .. tok}
       if content_type then h["Content-Type"] = content_type end
+      for k, v in pairs(extra or {}) do h[k] = v end
       reqs[i] = wrk.format(method, path, h, body)
    end
    return reqs
