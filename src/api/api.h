@@ -146,6 +146,20 @@ int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t
 int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
                 nx_err_t *err);
 
+/* Writes row `row` of r as one list item, from plain columns. */
+typedef int (*nx_api_item_fn)(nx_buf_t *b, nx_res_t *r, int row);
+
+/* nx_api_list for a statement of plain columns, which item renders (1 and
+ * 2 are still the cursor's): rendering in C from plain columns costs the
+ * database less than building each row's JSON in SQL. */
+int nx_api_list_items(nx_req_t *req, const nx_stmt_t *st, nx_api_item_fn item, nx_err_t *err);
+
+/* Writes {"key" : "text", ...}: keys[k] with row's column cols[k] as a
+ * JSON string, or null. The layout is PostgreSQL's json_build_object's, so
+ * a resource reads the same whichever side rendered it. */
+int nx_api_json_fields(nx_buf_t *b, nx_res_t *r, int row, const char *const *keys,
+                       const int *cols, int n);
+
 /* A read of one resource: runs st with $1 the caller's organisation and $2
  * the {id} path parameter, and sends its one JSON row, or a 404 with
  * `missing` as detail (another organisation's rows are invisible). */

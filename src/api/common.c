@@ -27,14 +27,26 @@ nx_api_req_t *nx_api_req(nx_req_t *req)
 #define PAGE_BODY_MAX (4 * 1024 * 1024)
 #define PAGE_ENVELOPE 1024 /* {"items": [...], "next_cursor": "..."} around them */
 
+/* The most bytes row i's item can take: its JSON column, or, for rows of
+ * plain columns, every column escaped at worst (\u00XX) and the keys. */
+static size_t item_max(nx_res_t *r, int i, nx_api_item_fn item)
+{
+    if (!item)
+        return (size_t)nx_res_len(r, i, 0);
+    size_t n = 512;
+    for (int c = 0; c < nx_res_cols(r); c++)
+        n += 6 * (size_t)nx_res_len(r, i, c) + 16;
+    return n;
+}
+
 /* How many of the first `shown` rows fit in PAGE_BODY_MAX, and their bytes.
  * At least one: an item larger than that alone is served on its own page. */
-static int rows_that_fit(nx_res_t *r, int shown, size_t *bytes)
+static int rows_that_fit(nx_res_t *r, int shown, nx_api_item_fn item, size_t *bytes)
 {
     size_t total = 0;
     int i;
     for (i = 0; i < shown; i++) {
-        size_t len = (size_t)nx_res_len(r, i, 0) + 2; /* ", " */
+        size_t len = item_max(r, i, item) + 2; /* ", " */
         if (i > 0 && total + len > PAGE_BODY_MAX - PAGE_ENVELOPE)
             break;
         total += len;
@@ -43,11 +55,12 @@ static int rows_that_fit(nx_res_t *r, int shown, size_t *bytes)
     return i;
 }
 
-int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
+static int send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_api_item_fn item,
+                     nx_err_t *err)
 {
     int rows = nx_res_rows(r);
     size_t bytes;
-    int shown = rows_that_fit(r, rows > page->limit ? page->limit : rows, &bytes);
+    int shown = rows_that_fit(r, rows > page->limit ? page->limit : rows, item, &bytes);
     nx_buf_t b;
     nx_buf_init(&b, req->arena, bytes + PAGE_ENVELOPE);
     int rc = nx_buf_puts(&b, "{\"items\": [");
@@ -55,7 +68,8 @@ int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t
         if (i)
             rc = nx_buf_puts(&b, ", ");
         if (rc == NX_OK)
-            rc = nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
+            rc = item ? item(&b, r, i)
+                      : nx_buf_append(&b, nx_res_get(r, i, 0), (size_t)nx_res_len(r, i, 0));
     }
     if (rc == NX_OK)
         rc = nx_buf_puts(&b, "], \"next_cursor\": ");
@@ -71,6 +85,11 @@ int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t
     if (rc != NX_OK)
         return nx_err_set(err, rc == NX_ETOOBIG ? NX_EINTERNAL : NX_ENOMEM, NULL);
     return nx_resp_json(req, 200, b.data, b.len);
+}
+
+int nx_api_send_page(nx_req_t *req, nx_res_t *r, const nx_page_t *page, nx_err_t *err)
+{
+    return send_page(req, r, page, NULL, err);
 }
 
 /* A cursor names the list it came from (a hash of the route pattern), so a
@@ -131,8 +150,8 @@ const char *nx_api_cursor(nx_req_t *req, const char *epoch_us, const char *id)
     return nx_arena_sprintf(req->arena, "%s_%s_%s", list_tag(req), epoch_us, id);
 }
 
-int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
-                nx_err_t *err)
+static int list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
+                nx_api_item_fn item, nx_err_t *err)
 {
     nx_page_t page;
     int rc = nx_api_page_parse(req, &page, err);
@@ -147,7 +166,36 @@ int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, in
     nx_res_t *r;
     if ((rc = nx_api_tx_one(req, st, params, &r, err)) != NX_OK)
         return rc;
-    return nx_api_send_page(req, r, &page, err);
+    return send_page(req, r, &page, item, err);
+}
+
+int nx_api_list(nx_req_t *req, const nx_stmt_t *st, const char *const *extra, int nextra,
+                nx_err_t *err)
+{
+    return list(req, st, extra, nextra, NULL, err);
+}
+
+int nx_api_list_items(nx_req_t *req, const nx_stmt_t *st, nx_api_item_fn item, nx_err_t *err)
+{
+    return list(req, st, NULL, 0, item, err);
+}
+
+int nx_api_json_fields(nx_buf_t *b, nx_res_t *r, int row, const char *const *keys,
+                       const int *cols, int n)
+{
+    int rc = nx_buf_append(b, "{\"", 2);
+    for (int k = 0; rc == NX_OK && k < n; k++) {
+        if (k)
+            rc = nx_buf_append(b, ", \"", 3);
+        if (rc == NX_OK)
+            rc = nx_buf_puts(b, keys[k]);
+        if (rc == NX_OK)
+            rc = nx_buf_append(b, "\" : ", 4);
+        if (rc == NX_OK)
+            rc = nx_res_null(r, row, cols[k]) ? nx_buf_puts(b, "null")
+                                               : nx_buf_json_str(b, nx_res_get(r, row, cols[k]));
+    }
+    return rc ? rc : nx_buf_puts(b, "}");
 }
 
 int nx_api_get_by_id(nx_req_t *req, const nx_stmt_t *st, const char *missing, nx_err_t *err)

@@ -20,10 +20,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The list's rows are plain columns, rendered by user_item: building each
+ * row's JSON in SQL (nx_user_json) was a third of the statement's cost.
+ * Columns 1 and 2 are the cursor's. */
 static const nx_stmt_t st_list = {
     "api_users_list",
-    "SELECT nx_user_json(u)::text, "
-    "(extract(epoch FROM u.created_at) * 1000000)::bigint::text, u.id::text "
+    "SELECT nx_ts(u.created_at), "
+    "(extract(epoch FROM u.created_at) * 1000000)::bigint::text, u.id::text, "
+    "u.organisation_id::text, u.email, u.name, u.role, u.avatar_url, nx_ts(u.updated_at) "
     "FROM users u WHERE u.organisation_id = $1 AND ($2::bigint IS NULL OR "
     "(u.created_at, u.id) > (timestamptz 'epoch' + ($2::bigint / 1000000) * interval '1 second' "
     "+ ($2::bigint % 1000000) * interval '1 microsecond', $3::uuid)) "
@@ -64,9 +68,18 @@ static const nx_stmt_t st_delete = {
     2,
 };
 
+/* api.md's User from a st_list row, as nx_user_json renders it. */
+static int user_item(nx_buf_t *b, nx_res_t *r, int row)
+{
+    static const char *const keys[] = {"id",   "organisation_id", "email",      "name",
+                                       "role", "avatar_url",      "created_at", "updated_at"};
+    static const int cols[] = {2, 3, 4, 5, 6, 7, 0, 8};
+    return nx_api_json_fields(b, r, row, keys, cols, 8);
+}
+
 int nx_api_users_list(nx_req_t *req, nx_err_t *err)
 {
-    return nx_api_list(req, &st_list, NULL, 0, err);
+    return nx_api_list_items(req, &st_list, user_item, err);
 }
 
 int nx_api_users_get(nx_req_t *req, nx_err_t *err)

@@ -64,6 +64,7 @@ int nx_db_conninfo_export(const char *conninfo, nx_err_t *err);
 /* ---- results ------------------------------------------------------------- */
 
 int nx_res_rows(const nx_res_t *r);
+int nx_res_cols(const nx_res_t *r);
 /* Text value (never NULL: "" for SQL NULL), its length, and NULL-ness. */
 const char *nx_res_get(const nx_res_t *r, int row, int col);
 int nx_res_len(const nx_res_t *r, int row, int col);

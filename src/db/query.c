@@ -44,6 +44,8 @@ nx_res_t *nx_db_res_wrap(nx_arena_t *arena, PGresult *pg)
 
 int nx_res_rows(const nx_res_t *r) { return r && r->pg ? PQntuples(r->pg) : 0; }
 
+int nx_res_cols(const nx_res_t *r) { return r && r->pg ? PQnfields(r->pg) : 0; }
+
 const char *nx_res_get(const nx_res_t *r, int row, int col)
 {
     const char *v = r && r->pg ? PQgetvalue(r->pg, row, col) : NULL;

@@ -250,6 +250,31 @@ def test_users_pagination_oldest_first(server, world):
         assert r.status == 422, bad
 
 
+def test_a_listed_user_reads_byte_for_byte_as_the_user_itself(server, world):
+    """The list renders its users in C from plain columns; GET /users/{id}
+    still has PostgreSQL render them (nx_user_json). Each listed user is the
+    very bytes of its own GET, names with quotes, backslashes, line breaks,
+    tabs, other control characters and non-ASCII letters included, NULL
+    fields as null."""
+    db = world.db
+    odd = ["Zoë \"Q\" O'Neil", "back\\slash", "two\nlines\ttab\r", "bell\u0007 \u001f",
+           "日本語 ✓", None]
+    for i, name in enumerate(odd):
+        uid = make_user(db, world.org_a, f"odd{i}@a.test", "member", 30 + i)
+        value = "NULL" if name is None else "'" + name.replace("'", "''") + "'"
+        db.sql(f"UPDATE users SET name = {value}, avatar_url = "
+               f"{'NULL' if i % 2 else repr('https://img.test/' + str(i))} WHERE id = '{uid}'")
+    r = call(server, "member", "GET", "/api/v1/users?limit=100", world)
+    assert r.status == 200, r.body
+    items = r.json()["items"]
+    assert [u["name"] for u in items[-len(odd):]] == odd
+    for u in items:
+        one = call(server, "member", "GET", f"/api/v1/users/{u['id']}", world)
+        assert one.status == 200, one.body
+        assert one.body in r.body, (one.body, r.body)
+        assert one.json() == u
+
+
 @pytest.mark.parametrize("body,field", [
     ({"name": ""}, "name"), ({"name": "   "}, "name"), ({"name": "x" * 256}, "name"),
     ({"name": 5}, "name"), ({"auto_join": "yes"}, "auto_join"), ({"domain": "x.test"}, "domain"),

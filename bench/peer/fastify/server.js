@@ -165,10 +165,15 @@ async function serve() {
       [req.claims.org_id, us ?? null, id ?? null, limit + 1]);
     const shown = rows.slice(0, limit);
     const last = shown[shown.length - 1];
-    const next = rows.length > limit ? JSON.stringify(`${usersTag}_${last[1]}_${last[2]}`) : 'null';
-    // the rows are JSON already (nx_user_json): joined, not parsed and rebuilt
-    reply.type('application/json');
-    return `{"items": [${shown.map((r) => r[0]).join(', ')}], "next_cursor": ${next}}`;
+    // plain columns, as NexusAPI reads them (columns 1 and 2: the cursor)
+    const items = shown.map((r) => ({
+      id: r[2], organisation_id: r[3], email: r[4], name: r[5], role: r[6],
+      avatar_url: r[7], created_at: r[0], updated_at: r[8],
+    }));
+    return {
+      items,
+      next_cursor: rows.length > limit ? `${usersTag}_${last[1]}_${last[2]}` : null,
+    };
   });
 
   app.post('/api/v1/summarise', {
