@@ -202,6 +202,8 @@ class Cluster:
             "unix_socket_directories": f"'{self.sock}'",
             "shared_buffers": "'256MB'", "fsync": "on", "synchronous_commit": "on",
             "full_page_writes": "on", "max_connections": "300",
+            # checkpoints only where measure() asks for them: between windows
+            "checkpoint_timeout": "'1h'", "max_wal_size": "'16GB'",
         }
         if PGSS:
             self.settings.update({"shared_preload_libraries": "'pg_stat_statements'",
@@ -651,6 +653,7 @@ class Bench:
         db = BASEDB if http and SCENARIOS[key][0] == "baseline" else DBNAME
         if PGSS:
             cl.psql("SELECT pg_stat_statements_reset()")
+        cl.psql("CHECKPOINT")  # every window starts from the same state (report.py: Method)
         before = db_stats(cl, db)
         time.sleep(0.1)
         win = CpuWindow(self.targets[SCENARIOS[key][0]].cpu if http else None, cl.pm_pid)
